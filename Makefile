@@ -1,0 +1,81 @@
+# voice-fleet: provision and update a fleet of Raspberry Pi voice assistants.
+#
+# The two commands of the README:
+#   make demo    a simulated fleet deployed from a local Supabase registry
+#   make test    everything: lint, unit, integration, molecule, end to end
+#
+# Every target installs and starts what it needs, and is safe to re-run.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+export VF_ROOT := $(CURDIR)
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+# Collections and roles resolve the same way from any scenario directory.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
+
+PYTEST ?= pytest
+PYTEST_ARGS ?=
+# Syntax checks must not need registry credentials.
+LINT_ENV := ANSIBLE_INVENTORY=localhost,
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Controller venv from the locked requirements, Debian tools, collection check
+	@scripts/setup.sh
+
+.PHONY: lock
+lock: setup ## Re-resolve requirements*.in into the hashed lock files
+	uv pip compile -q --python-version 3.11 --generate-hashes requirements-bootstrap.in -o requirements-bootstrap.txt
+	uv pip compile -q --python-version 3.11 --generate-hashes requirements.in -o requirements.txt
+
+.PHONY: bed
+bed: setup ## Docker engine up and the systemd base image built
+	@scripts/bed.sh image >/dev/null
+
+.PHONY: env
+env: ## Print the exports that let you run molecule/ansible by hand: eval "$(make -s env)"
+	@echo "export VF_ROOT='$(CURDIR)' PATH='$(CURDIR)/.venv/bin':\"\$$PATH\" ANSIBLE_HOME='$(ANSIBLE_HOME)'"
+	@echo "export VOICE_FLEET_IMAGE='$$(scripts/bed.sh tag)'"
+	@if [ -f .stack/env ]; then echo ". '$(CURDIR)/.stack/env'"; fi
+
+.PHONY: stack-up
+stack-up: setup ## Start the local registry (PostgreSQL + PostgREST + /rest/v1/), write .stack/env
+	@.venv/bin/python tools/stack.py up
+
+.PHONY: stack-down
+stack-down: ## Stop the local registry (data and keys are kept)
+	@python3 tools/stack.py down
+
+.PHONY: stack-clean
+stack-clean: stack-down ## Stop the registry and delete its data and keys
+	rm -rf .stack
+
+.PHONY: lint
+lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
+	yamllint -s .
+	ruff check .
+	ruff format --check .
+	$(LINT_ENV) ansible-lint
+
+.PHONY: test
+test: setup lint ## The whole suite (what CI runs)
+	$(PYTEST) $(PYTEST_ARGS)
+
+.PHONY: test-quick
+test-quick: setup ## The quick loop: everything but molecule and end-to-end runs
+	$(PYTEST) -m "not molecule and not e2e and not slow" $(PYTEST_ARGS)
+
+.PHONY: molecule
+molecule: setup ## All molecule scenarios (S=name for one)
+	$(PYTEST) tests/molecule $(if $(S),-k "$(S)") $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove caches (keeps .venv, .stack and the images)
+	rm -rf .cache/facts .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,42 @@
+#!/bin/bash
+# Controller set-up: the project venv (.venv) with exactly the locked
+# dependencies, the Debian tools the controller uses, and a check that every
+# collection in requirements.yml is present at a version it allows.
+#
+# Idempotent and quick when nothing changed: the venv carries a stamp of the
+# lock files and the interpreter it was built from.
+source "$(dirname "$0")/lib.sh"
+
+VENV="$VF_ROOT/.venv"
+PYTHON=${PYTHON:-python3}
+
+# git and ssh: the plays use them; rsync: synchronize; build tools and
+# headers: wheels with C extensions (PyAudio); libopus0: the client's tests.
+ensure_apt git openssh-client rsync gcc libc6-dev portaudio19-dev libopus0
+# PostgREST comes from the npm registry; any npm will do (Node may not be Debian's).
+command -v npm >/dev/null || ensure_apt npm
+
+"$PYTHON" - <<'EOF' || die "Python 3.11 to 3.13 is needed for ansible-core 2.19 (found $($PYTHON -V 2>&1))"
+import sys
+sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)
+EOF
+
+stamp=$( (cat "$VF_ROOT/requirements-bootstrap.txt" "$VF_ROOT/requirements.txt"; "$PYTHON" -c 'import sys; print(sys.version)') \
+    | sha256sum | cut -c1-16)
+
+if [[ ! -f $VENV/.vf-stamp || $(cat "$VENV/.vf-stamp") != "$stamp" ]]; then
+    log "Installing the controller dependencies into .venv (requirements.txt)"
+    [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        --require-hashes -r "$VF_ROOT/requirements-bootstrap.txt"
+    # UV_NATIVE_TLS: trust the system's CA bundle (machines behind a TLS proxy).
+    UV_NATIVE_TLS=1 VIRTUAL_ENV="$VENV" "$VENV/bin/uv" pip sync -q --require-hashes \
+        --python "$VENV/bin/python" "$VF_ROOT/requirements.txt" \
+        || die "installing requirements.txt failed"
+    # uv pip sync removes what the lock does not name, uv itself included.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        --require-hashes -r "$VF_ROOT/requirements-bootstrap.txt"
+    echo "$stamp" >"$VENV/.vf-stamp"
+fi
+
+"$VENV/bin/python" "$VF_ROOT/tools/check_collections.py" "$VF_ROOT/requirements.yml"

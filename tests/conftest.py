@@ -1,0 +1,81 @@
+"""Fixtures shared by every test: the repository, the registry stack, the test bed.
+
+Each fixture starts what it needs (idempotently), so any subset of the suite
+runs alone on a fresh machine: `pytest tests/integration` brings the stack up
+itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tools (ansible-playbook, molecule) come from the venv that runs pytest."""
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("VF_ROOT", str(ROOT))
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read `export KEY='value'` lines as written by tools/stack.py."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = shlex.split(line)
+        if words and words[0] == "export":
+            words = words[1:]
+        for word in words:
+            key, sep, value = word.partition("=")
+            if sep:
+                values[key] = value
+    return values
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    """The local registry's settings (SUPABASE_URL, keys, DATABASE_URL); starts it if needed."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "stack.py"), "up"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"stack up failed:\n{proc.stderr}"
+    return parse_env_file(ROOT / ".stack" / "env")
+
+
+@pytest.fixture(scope="session")
+def bed_image() -> str:
+    """Tag of the systemd base image; starts Docker and builds the image if needed."""
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "bed.sh"), "image"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"test bed failed:\n{proc.stderr}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: a skip must never be counted as a pass."""
+    if not os.environ.get("CI"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped; failing the run (see the reasons above)", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

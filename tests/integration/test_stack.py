@@ -1,0 +1,171 @@
+"""The local registry stack: real PostgreSQL + PostgREST + the /rest/v1/ gateway.
+
+These tests talk to it the way the plays and the inventory plugin do: through
+supabase-py with the stack's keys.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from postgrest.exceptions import APIError
+from supabase import create_client
+
+pytestmark = pytest.mark.stack
+
+TABLES = ("devices", "updates", "device_updates")
+
+
+@pytest.fixture
+def service(stack_env):
+    return create_client(stack_env["SUPABASE_URL"], stack_env["SUPABASE_SERVICE_KEY"])
+
+
+@pytest.fixture
+def anon(stack_env):
+    return create_client(stack_env["SUPABASE_URL"], stack_env["SUPABASE_ANON_KEY"])
+
+
+@pytest.fixture
+def device_uuid(service):
+    """A fresh device_uuid; its rows are removed after the test."""
+    value = f"test-{uuid.uuid4()}"
+    yield value
+    service.table("devices").delete().eq("device_uuid", value).execute()
+
+
+def test_env_file_has_the_documented_settings(stack_env, repo_root):
+    for key in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_ANON_KEY", "DATABASE_URL"):
+        assert stack_env.get(key), f"{key} missing from .stack/env"
+    assert stack_env["SUPABASE_URL"].startswith("http://127.0.0.1:")
+    mode = (repo_root / ".stack" / "env").stat().st_mode & 0o777
+    assert mode == 0o600, f".stack/env holds keys; mode is {oct(mode)}"
+
+
+def test_service_key_reads_and_writes_devices(service, device_uuid):
+    inserted = (
+        service.table("devices")
+        .insert({"device_uuid": device_uuid, "device_name": "kitchen", "timezone": "Europe/Berlin"})
+        .execute()
+    )
+    assert inserted.data[0]["device_uuid"] == device_uuid
+    assert inserted.data[0]["status"] == "online"
+
+    service.table("devices").update({"current_version": "1.2.3"}).eq("device_uuid", device_uuid).execute()
+    rows = (
+        service.table("devices")
+        .select("device_name,current_version")
+        .eq("device_uuid", device_uuid)
+        .execute()
+    )
+    assert rows.data == [{"device_name": "kitchen", "current_version": "1.2.3"}]
+
+
+def test_service_key_writes_updates_and_device_updates(service, device_uuid):
+    device = service.table("devices").insert({"device_uuid": device_uuid}).execute().data[0]
+    version = f"0.0.0-{device_uuid}"
+    update = service.table("updates").insert({"version": version, "update_type": "urgent"}).execute().data[0]
+    try:
+        row = (
+            service.table("device_updates")
+            .insert({"device_id": device["id"], "update_id": update["id"], "status": "rolled_back"})
+            .execute()
+            .data[0]
+        )
+        assert row["status"] == "rolled_back"
+    finally:
+        service.table("updates").delete().eq("id", update["id"]).execute()
+
+
+def test_schema_rejects_unknown_statuses(service, device_uuid):
+    with pytest.raises(APIError) as err:
+        service.table("devices").insert({"device_uuid": device_uuid, "status": "exploded"}).execute()
+    assert err.value.code == "23514"  # check_violation
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_anon_key_cannot_select(anon, table):
+    with pytest.raises(APIError) as err:
+        anon.table(table).select("*").execute()
+    assert err.value.code == "42501"
+
+
+def test_anon_key_cannot_insert(anon):
+    with pytest.raises(APIError) as err:
+        anon.table("devices").insert({"device_uuid": f"anon-{uuid.uuid4()}"}).execute()
+    assert err.value.code == "42501"
+
+
+def test_anon_key_cannot_update(anon, service, device_uuid):
+    service.table("devices").insert({"device_uuid": device_uuid, "device_name": "before"}).execute()
+    with pytest.raises(APIError) as err:
+        anon.table("devices").update({"device_name": "after"}).eq("device_uuid", device_uuid).execute()
+    assert err.value.code == "42501"
+    rows = service.table("devices").select("device_name").eq("device_uuid", device_uuid).execute()
+    assert rows.data == [{"device_name": "before"}]
+
+
+def test_row_level_security_is_on_for_every_table(stack_env):
+    with psycopg.connect(stack_env["DATABASE_URL"]) as conn:
+        rows = conn.execute(
+            "SELECT relname, relrowsecurity FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relname = ANY(%s)",
+            (list(TABLES),),
+        ).fetchall()
+    assert dict(rows) == dict.fromkeys(TABLES, True)
+
+
+def schema_fingerprint(database_url: str) -> list[tuple]:
+    with psycopg.connect(database_url) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+        ).fetchall()
+        constraints = conn.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+        ).fetchall()
+        grants = conn.execute(
+            "SELECT table_name, grantee, privilege_type FROM information_schema.role_table_grants "
+            "WHERE table_schema = 'public' ORDER BY 1, 2, 3"
+        ).fetchall()
+    return columns + constraints + grants
+
+
+def test_second_stack_up_applies_nothing(stack_env, repo_root):
+    before = schema_fingerprint(stack_env["DATABASE_URL"])
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "tools" / "stack.py"), "up"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Applying migration" not in proc.stderr
+    assert "Starting" not in proc.stderr, f"a running part was restarted:\n{proc.stderr}"
+    assert schema_fingerprint(stack_env["DATABASE_URL"]) == before
+
+
+def test_every_migration_is_recorded_once(stack_env, repo_root):
+    files = sorted(p.stem.partition("_")[0] for p in (repo_root / "supabase" / "migrations").glob("*.sql"))
+    with psycopg.connect(stack_env["DATABASE_URL"]) as conn:
+        recorded = [
+            r[0]
+            for r in conn.execute(
+                "SELECT version FROM supabase_migrations.schema_migrations ORDER BY 1"
+            ).fetchall()
+        ]
+    assert recorded == files
+
+
+def test_migrations_reapplied_to_an_existing_schema_change_nothing(stack_env, repo_root):
+    """Operators point at a project that already has the tables: the SQL must be re-runnable."""
+    before = schema_fingerprint(stack_env["DATABASE_URL"])
+    with psycopg.connect(stack_env["DATABASE_URL"]) as conn, conn.transaction():
+        for path in sorted((repo_root / "supabase" / "migrations").glob("*.sql")):
+            conn.execute(path.read_text())
+    assert schema_fingerprint(stack_env["DATABASE_URL"]) == before

@@ -1,0 +1,95 @@
+"""Every molecule scenario of the repository, run on the test bed.
+
+Scenarios are discovered: roles/<role>/molecule/<scenario>/ and
+molecule/<scenario>/. A scenario's molecule.yml may carry a line
+`# pytest-marks: slow` to join more marker groups.
+
+    make molecule               all of them
+    make molecule S=smoke       the ones whose id contains "smoke"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = ROOT / ".cache" / "molecule-logs"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    project: Path  # where molecule runs (a role, or the repository root)
+    name: str
+
+    @property
+    def id(self) -> str:
+        owner = "repo" if self.project == ROOT else self.project.name
+        return f"{owner}/{self.name}"
+
+    @property
+    def instance_prefix(self) -> str:
+        owner = "vf" if self.project == ROOT else self.project.name
+        return owner.replace("_", "-")
+
+    @property
+    def marks(self) -> list[pytest.MarkDecorator]:
+        text = (self.project / "molecule" / self.name / "molecule.yml").read_text()
+        found = re.search(r"^# pytest-marks:(.*)$", text, re.MULTILINE)
+        names = found.group(1).split() if found else []
+        return [getattr(pytest.mark, n) for n in names]
+
+
+def discover() -> list[Scenario]:
+    files = sorted(ROOT.glob("molecule/*/molecule.yml")) + sorted(
+        ROOT.glob("roles/*/molecule/*/molecule.yml")
+    )
+    return [Scenario(f.parent.parent.parent, f.parent.name) for f in files]
+
+
+SCENARIOS = discover()
+
+
+@pytest.mark.molecule
+@pytest.mark.docker
+@pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id, marks=s.marks) for s in SCENARIOS])
+def test_scenario(scenario: Scenario, bed_image: str) -> None:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / (scenario.id.replace("/", "__") + ".log")
+    env = {
+        **os.environ,
+        "VF_ROOT": str(ROOT),
+        "VOICE_FLEET_IMAGE": bed_image,
+        "VF_INSTANCE": scenario.instance_prefix,
+        "PY_COLORS": "0",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "NO_COLOR": "1",
+    }
+    with log.open("w") as out:
+        proc = subprocess.run(
+            ["molecule", "test", "-s", scenario.name],
+            cwd=scenario.project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-80:])
+        pytest.fail(
+            f"molecule test -s {scenario.name} in {scenario.project} failed (full log: {log}):\n{tail}"
+        )
+
+
+def test_every_scenario_was_discovered() -> None:
+    """A scenario directory without molecule.yml would silently never run."""
+    dirs = [p for p in ROOT.glob("molecule/*") if p.is_dir() and p.name != "shared"]
+    dirs += [p for p in ROOT.glob("roles/*/molecule/*") if p.is_dir()]
+    missing = [str(d.relative_to(ROOT)) for d in dirs if not (d / "molecule.yml").exists()]
+    assert not missing, f"scenario directories without molecule.yml: {missing}"
+    assert any(s.name == "smoke" for s in SCENARIOS)
