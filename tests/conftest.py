@@ -29,8 +29,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def parse_env_file(path: Path) -> dict[str, str]:
     """Read `export KEY='value'` lines as written by tools/stack.py."""
     values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         words = shlex.split(line)
@@ -55,7 +55,8 @@ def stack_env() -> dict[str, str]:
         [sys.executable, str(ROOT / "tools" / "stack.py"), "up"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, f"stack up failed:\n{proc.stderr}"
-    return parse_env_file(ROOT / ".stack" / "env")
+    # VF_STACK_DIR/VF_STACK_PORT run a second stack beside the default one.
+    return parse_env_file(Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")) / "env")
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ supabase-py with the stack's keys.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -39,10 +41,11 @@ def device_uuid(service):
 
 
 def test_env_file_has_the_documented_settings(stack_env, repo_root):
+    stack_dir = Path(os.environ.get("VF_STACK_DIR", repo_root / ".stack"))
     for key in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_ANON_KEY", "DATABASE_URL"):
         assert stack_env.get(key), f"{key} missing from .stack/env"
     assert stack_env["SUPABASE_URL"].startswith("http://127.0.0.1:")
-    mode = (repo_root / ".stack" / "env").stat().st_mode & 0o777
+    mode = (stack_dir / "env").stat().st_mode & 0o777
     assert mode == 0o600, f".stack/env holds keys; mode is {oct(mode)}"
 
 
