@@ -80,3 +80,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"CI: {len(skipped)} test(s) skipped; failing the run (see the reasons above)", red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def registry_db(stack_env):
+    """An autocommit psycopg connection to the registry (DATABASE_URL of the stack)."""
+    import psycopg  # noqa: PLC0415 (only tests that use the stack need the driver)
+
+    with psycopg.connect(stack_env["DATABASE_URL"], autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def empty_registry(registry_db):
+    """The registry with no devices, updates or device_updates (tests run one at a time)."""
+    registry_db.execute("TRUNCATE public.device_updates, public.updates, public.devices CASCADE")
+    yield registry_db
