@@ -21,8 +21,10 @@ import sys
 sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)
 EOF
 
-stamp=$( (cat "$VF_ROOT/requirements-bootstrap.txt" "$VF_ROOT/requirements.txt"; "$PYTHON" -c 'import sys; print(sys.version)') \
-    | sha256sum | cut -c1-16)
+# The stamp covers the voice client's pyproject.toml too: it is installed into
+# the venv (editable, for its tests) and must follow changes to its metadata.
+stamp=$( (cat "$VF_ROOT/requirements-bootstrap.txt" "$VF_ROOT/requirements.txt" "$VF_ROOT/voice_client/pyproject.toml"
+    "$PYTHON" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)
 
 if [[ ! -f $VENV/.vf-stamp || $(cat "$VENV/.vf-stamp") != "$stamp" ]]; then
     log "Installing the controller dependencies into .venv (requirements.txt)"
@@ -36,6 +38,14 @@ if [[ ! -f $VENV/.vf-stamp || $(cat "$VENV/.vf-stamp") != "$stamp" ]]; then
     # uv pip sync removes what the lock does not name, uv itself included.
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
         --require-hashes -r "$VF_ROOT/requirements-bootstrap.txt"
+    # The voice client itself, editable: its dependencies came from the lock above.
+    rm -f "$VENV/.vf-stamp"
+fi
+if [[ ! -f $VENV/.vf-stamp ]] || ! "$VENV/bin/python" -c 'import voice_client' 2>/dev/null; then
+    log "Installing the voice client into .venv (editable)"
+    UV_NATIVE_TLS=1 VIRTUAL_ENV="$VENV" "$VENV/bin/uv" pip install -q --no-deps \
+        --python "$VENV/bin/python" -e "$VF_ROOT/voice_client" \
+        || die "installing voice_client/ into .venv failed"
     echo "$stamp" >"$VENV/.vf-stamp"
 fi
 
