@@ -1,0 +1,724 @@
+"""Ansible inventory plugin: the voice-fleet, straight from the Supabase device registry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import importlib.resources
+import json
+import re
+import traceback
+import weakref
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ansible.errors import AnsibleError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.display import Display
+from ansible.utils.unsafe_proxy import wrap_var
+
+DOCUMENTATION = r"""
+name: supabase_devices
+short_description: Voice assistant devices from the Supabase registry
+description:
+  - Reads the device registry (the C(devices) table of a Supabase project, served by PostgREST under
+    C(/rest/v1/)) with supabase-py and makes one host per device row.
+  - The configuration file name must end in C(supabase.yml) or C(supabase.yaml).
+  - Only the columns the inventory needs are read, the status filter runs on the server, and rows are
+    read in pages of O(page_size) ordered by C(device_uuid). The first page asks for the row count, so
+    N devices take ceil(N / page_size) requests and no extra request is needed to find the end.
+  - "Hostname: the C(device_name), with surrounding whitespace removed; the C(device_uuid) when the name
+    is null or blank. When several devices resolve to the same hostname, the one registered first
+    (C(registered_at), then the smaller C(device_uuid)) keeps it and each other one becomes
+    C(<name>-<suffix>) where the suffix is the last 8 letters and digits of its C(device_uuid) (the
+    whole C(device_uuid) if that is still taken), with a warning. Bare names are reserved before any
+    suffix is given, and the rule does not depend on the order the server returns rows in."
+  - "Host vars: C(device_uuid), C(device_name), C(timezone), C(timezone_valid), C(device_status),
+    C(current_version), C(last_seen), C(metadata) (always a mapping: C({}) when the column is null or
+    not a JSON object) and C(ansible_host) (the C(ansible_host) column, else C(metadata.ip_address),
+    else C(metadata.hostname))."
+  - "Groups: C(status_<status>), C(tz_<timezone>) (lowercase) and C(version_<current_version>). In
+    those names C(+) becomes C(plus) (so C(Etc/GMT+5) and C(Etc/GMT-5) stay apart) and every other
+    character outside C([A-Za-z0-9_]), including C(/), C(-), C(.) and non-ASCII letters, becomes C(_)."
+  - A timezone is valid when it is exactly (case included) the name of a zone in the database the
+    maintenance window filters use, the zone list of the pinned C(tzdata) package (the system's
+    zoneinfo without it), less the pseudo-zones C(Factory), C(localtime) and C(posixrules). A
+    device with any other timezone (or none) joins the group C(invalid_timezone) instead, with a
+    warning.
+  - Rows are skipped with a warning naming them when they have no C(device_uuid), or no address at all.
+  - Every string read from the registry is marked unsafe and is never templated.
+author:
+  - voice-fleet
+requirements:
+  - supabase (supabase-py) >= 2.34
+  - tzdata (optional; the system zoneinfo is used without it)
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: Marks this file as a configuration of this plugin.
+    type: str
+    required: true
+    choices: [supabase_devices]
+  url:
+    description:
+      - URL of the Supabase project (or of a gateway serving PostgREST under C(/rest/v1/)),
+        for example C(https://abcdefgh.supabase.co).
+      - Required, here or in the environment.
+    type: str
+    env:
+      - name: SUPABASE_URL
+  key:
+    description:
+      - The project's service role key (it bypasses row level security, which hides the registry from
+        every other role).
+      - May be an ansible-vault encrypted string. It is never shown in output, warnings or errors.
+      - Required, here or in the environment.
+    type: str
+    env:
+      - name: SUPABASE_SERVICE_KEY
+  table:
+    description: The table (or view) holding the devices.
+    type: str
+    default: devices
+  statuses:
+    description:
+      - Only devices whose C(status) is one of these become hosts (filtered by the server).
+    type: list
+    elements: str
+    default: [online]
+  page_size:
+    description:
+      - Rows asked for per request. Supabase and PostgREST cap every answer (C(db-max-rows), 1000 on
+        Supabase); a smaller answer than asked for is handled, so a larger value only costs nothing.
+    type: int
+    default: 1000
+  timeout:
+    description: Seconds to wait for the registry to connect or answer, per request.
+    type: float
+    default: 30
+  validate_certs:
+    description: Verify the TLS certificate of an C(https) URL.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+# inventory/supabase.yml: online devices; url and key from SUPABASE_URL / SUPABASE_SERVICE_KEY.
+plugin: supabase_devices
+
+# Devices that are online or updating, cached for 10 minutes, grouped by hardware model
+# (model_pi_5, model_pi_zero_2_w, ...), with the SSH port taken from the heartbeat metadata.
+plugin: supabase_devices
+statuses: [online, updating]
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: .cache/inventory
+cache_timeout: 600
+keyed_groups:
+  - key: metadata.hardware_model | default('unknown') | lower
+    prefix: model
+compose:
+  ansible_port: metadata.ansible_port | default(22) | int
+groups:
+  behind: current_version != '2.4.0'
+
+# A vault-encrypted key (ansible-vault encrypt_string --name key).
+plugin: supabase_devices
+url: https://abcdefgh.supabase.co
+key: !vault |
+  $ANSIBLE_VAULT;1.1;AES256
+  6231...
+"""
+
+display = Display()
+
+# Failure messages per inventory being built and per source. Ansible offers a source that this
+# plugin could not read to the next plugins, and `auto` hands it straight back here: answer that
+# second attempt from this record instead of repeating the requests (and their retries).
+_FAILURES: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+# What the inventory reads: nothing more (registered_at only orders duplicate names).
+COLUMNS: tuple[str, ...] = (
+    "device_uuid",
+    "device_name",
+    "timezone",
+    "status",
+    "current_version",
+    "last_seen",
+    "registered_at",
+    "metadata",
+    "ansible_host",
+)
+ORDER_COLUMN = "device_uuid"
+INVALID_TIMEZONE_GROUP = "invalid_timezone"
+CONFIG_SUFFIXES = ("supabase.yml", "supabase.yaml")
+USER_AGENT = "voice-fleet-inventory (supabase_devices)"
+# Warnings name at most this many devices each; -vvv lists them all.
+WARN_LIST_LIMIT = 20
+SUFFIX_LENGTH = 8
+
+_GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_MISSING_COLUMN = re.compile(r'column (?:"?[\w$]+"?\.)?"?([\w$]+)"? does not exist')
+_HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
+# PostgREST's answers: JWT missing/invalid/expired or no privilege; relation unknown (old and
+# new PostgREST); column unknown.
+KEY_REFUSED_CODES = frozenset({"PGRST300", "PGRST301", "PGRST302", "42501"})
+MISSING_TABLE_CODES = frozenset({"42P01", "PGRST205"})
+MISSING_COLUMN_CODES = frozenset({"42703", "PGRST204"})
+# In the zone database but no place a device can be ("Factory" means "local time unknown").
+NOT_A_PLACE = frozenset({"Factory", "localtime", "posixrules"})
+
+
+# --- rows to devices (pure functions) ----------------------------------------
+
+
+def group_part(value: str, *, lower: bool = False) -> str:
+    """`value` as the tail of a group name: `+` -> `plus`, anything outside [A-Za-z0-9_] -> `_`."""
+    text = value.strip()
+    if lower:
+        text = text.lower()
+    return _GROUP_UNSAFE.sub("_", text.replace("+", "plus"))
+
+
+@functools.cache
+def iana_zones() -> frozenset[str]:
+    """The zone names a device may use: the same database as filter_plugins/maintenance_window.py.
+
+    That is the zone list of the pinned ``tzdata`` package (IANA 2026f with the lock; the same names
+    as pytz 2026.6 on the devices), else the system's zoneinfo; never the pseudo-zones below.
+    """
+    try:
+        names = importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    except ModuleNotFoundError:
+        names = list(zoneinfo.available_timezones())
+    return frozenset(names).difference(NOT_A_PLACE)
+
+
+def make_unsafe(value: Any) -> Any:
+    """`value` with every string in it marked unsafe (never templated), at any depth.
+
+    wrap_var does the marking; the walk is ours because JSON only holds dicts, lists and
+    scalars, and exact type checks are several times cheaper than wrap_var's ABC checks
+    over tens of thousands of hosts.
+    """
+    kind = type(value)
+    if kind is str:
+        return wrap_var(value)
+    if kind is dict:
+        return {wrap_var(k) if type(k) is str else k: make_unsafe(v) for k, v in value.items()}
+    if kind is list:
+        return [make_unsafe(v) for v in value]
+    if value is None or kind in (bool, int, float):
+        return value
+    return wrap_var(value)
+
+
+def _text(value: Any) -> str | None:
+    """A column value as text: None stays None, other scalars become their JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, (bool, int, float, list, dict)) else str(value)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {str: "a JSON string", list: "a JSON array", bool: "a JSON boolean", int: "a JSON number"}
+    return kinds.get(type(value), "a JSON number" if isinstance(value, float) else type(value).__name__)
+
+
+def _address(column: Any, metadata: Mapping[str, Any]) -> str | None:
+    for value in (column, metadata.get("ip_address"), metadata.get("hostname")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _registered_key(value: Any) -> tuple[bool, dt.datetime]:
+    """Sort key putting the earliest registration first and unknown registrations last."""
+    if isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            return (False, when)
+    return (True, dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+@dataclass(frozen=True)
+class Device:
+    """One usable registry row: its hostvars (plain data) and fixed groups."""
+
+    uuid: str
+    candidate: str
+    registered: tuple[bool, dt.datetime]
+    hostvars: dict[str, Any]
+    groups: tuple[str, ...]
+
+
+@dataclass
+class Findings:
+    """What was wrong with the rows, for the operator: category -> list of items."""
+
+    items: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, category: str, item: str) -> None:
+        self.items.setdefault(category, []).append(item)
+
+
+# Categories, in the order their warnings are shown.
+NO_UUID = "skipped {n} device row(s) without a device_uuid"
+NO_ADDRESS = (
+    "skipped {n} device(s) with no address (no ansible_host column, metadata.ip_address or metadata.hostname)"
+)
+BAD_TIMEZONE = (
+    f"{{n}} device(s) have a timezone that is not an IANA zone and joined group {INVALID_TIMEZONE_GROUP}"
+)
+BAD_METADATA = "{n} device(s) have metadata that is not a JSON object; their metadata var is {{}}"
+DUPLICATE_NAME = "{n} device(s) share a hostname with a device registered earlier and got a suffix"
+DUPLICATE_ROW = "ignored {n} repeated row(s) for the same device_uuid"
+CATEGORIES = (NO_UUID, NO_ADDRESS, BAD_TIMEZONE, BAD_METADATA, DUPLICATE_NAME, DUPLICATE_ROW)
+
+
+def device_from_row(row: Any, zones: frozenset[str], findings: Findings) -> Device | None:
+    """The Device of one registry row, or None (and a finding) when the row cannot be a host."""
+    if not isinstance(row, Mapping):
+        findings.add(NO_UUID, f"a {type(row).__name__} instead of a row")
+        return None
+    name = _text(row.get("device_name"))
+    uuid = _text(row.get("device_uuid"))
+    if uuid is None or not uuid.strip():
+        findings.add(NO_UUID, f"device_name {name!r}")
+        return None
+    uuid = uuid.strip()
+
+    metadata = row.get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, Mapping):
+        findings.add(BAD_METADATA, f"{uuid} ({_json_kind(metadata)})")
+        metadata = {}
+    address = _address(row.get("ansible_host"), metadata)
+    if address is None:
+        findings.add(NO_ADDRESS, uuid)
+        return None
+
+    timezone = _text(row.get("timezone"))
+    status = _text(row.get("status"))
+    version = _text(row.get("current_version"))
+    groups = []
+    if status and group_part(status):
+        groups.append("status_" + group_part(status))
+    timezone_valid = timezone in zones
+    if timezone_valid:
+        groups.append("tz_" + group_part(timezone, lower=True))
+    else:
+        groups.append(INVALID_TIMEZONE_GROUP)
+        findings.add(BAD_TIMEZONE, f"{uuid} ({timezone!r})")
+    if version and group_part(version):
+        groups.append("version_" + group_part(version))
+
+    hostvars = {
+        "device_uuid": uuid,
+        "device_name": name,
+        "timezone": timezone,
+        "timezone_valid": timezone_valid,
+        "device_status": status,
+        "current_version": version,
+        "last_seen": _text(row.get("last_seen")),
+        "metadata": dict(metadata),
+        "ansible_host": address,
+    }
+    candidate = name.strip() if name and name.strip() else uuid
+    return Device(uuid, candidate, _registered_key(row.get("registered_at")), hostvars, tuple(groups))
+
+
+def devices_from_rows(rows: Iterable[Any], zones: frozenset[str], findings: Findings) -> list[Device]:
+    """Usable devices, one per device_uuid, ordered by device_uuid."""
+    seen: dict[str, Device] = {}
+    for row in rows:
+        device = device_from_row(row, zones, findings)
+        if device is None:
+            continue
+        if device.uuid in seen:
+            findings.add(DUPLICATE_ROW, device.uuid)
+            continue
+        seen[device.uuid] = device
+    return [seen[uuid] for uuid in sorted(seen)]
+
+
+def uuid_suffix(uuid: str) -> str:
+    """The short hostname suffix of a device: the last letters/digits of its device_uuid.
+
+    The tail, not the head: a UUID7 begins with its timestamp, so devices registered in the
+    same minute share their first 8 characters but not their last.
+    """
+    alnum = _NOT_ALNUM.sub("", uuid).lower()
+    return alnum[-SUFFIX_LENGTH:] if alnum else uuid
+
+
+def assign_hostnames(devices: Iterable[Device], findings: Findings) -> dict[str, str]:
+    """device_uuid -> unique hostname; deterministic whatever order the devices come in.
+
+    First-registered devices (then smaller device_uuid) are served first. Pass 1 reserves every
+    bare candidate name for its first holder, so a device never loses its own name to another
+    device's suffixed one; pass 2 suffixes the rest.
+    """
+    ordered = sorted(devices, key=lambda d: (d.registered, d.uuid))
+    names: dict[str, str] = {}
+    holder: dict[str, str] = {}
+    for device in ordered:
+        if device.candidate not in holder:
+            holder[device.candidate] = device.uuid
+            names[device.uuid] = device.candidate
+    for device in ordered:
+        if device.uuid in names:
+            continue
+        options = [f"{device.candidate}-{uuid_suffix(device.uuid)}", f"{device.candidate}-{device.uuid}"]
+        chosen = next((name for name in options if name not in holder), None)
+        counter = 2
+        while chosen is None:
+            chosen = f"{device.candidate}-{device.uuid}-{counter}"
+            chosen = None if chosen in holder else chosen
+            counter += 1
+        holder[chosen] = device.uuid
+        names[device.uuid] = chosen
+        findings.add(
+            DUPLICATE_NAME,
+            f"{device.uuid} is {chosen!r} ({device.candidate!r} is {holder[device.candidate]})",
+        )
+    return names
+
+
+# --- reading the registry ------------------------------------------------------
+
+
+class RegistryError(AnsibleError):
+    """A failure reading the registry, worded for the operator; never carries the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    key: str
+    table: str
+    statuses: tuple[str, ...]
+    page_size: int
+    timeout: float
+    validate_certs: bool
+
+    @property
+    def shown_url(self) -> str:
+        return display_url(self.url)
+
+    def cache_id(self) -> str:
+        """What the cached rows depend on (never the key itself)."""
+        material = json.dumps(
+            {"url": self.url, "table": self.table, "statuses": self.statuses, "columns": COLUMNS},
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:20]
+
+
+def display_url(url: str) -> str:
+    """The URL with any password in it replaced, fit for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Redactor:
+    """Removes the key (and a password in the URL) from any text shown to people."""
+
+    def __init__(self, *secrets: str | None) -> None:
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
+@dataclass
+class _LastResponse:
+    status: int | None = None
+    requests: int = 0
+
+
+class RegistryReader:
+    """Reads the device rows with supabase-py in as few requests as the server allows."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redact = Redactor(settings.key, urlsplit(settings.url).password)
+        self.last = _LastResponse()
+
+    def _on_response(self, response: Any) -> None:
+        self.last.status = response.status_code
+        self.last.requests += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        try:
+            return self._read()
+        except RegistryError:
+            raise
+        except Exception as exc:
+            display.vvv(self.redact("".join(traceback.format_exception(exc))))
+            raise self._explain(exc) from None
+
+    def _read(self) -> list[dict[str, Any]]:
+        # Imported here: a cache hit never needs supabase-py (0.7 s to import).
+        import httpx  # noqa: PLC0415
+        from postgrest.types import CountMethod  # noqa: PLC0415
+        from supabase import create_client  # noqa: PLC0415
+        from supabase.lib.client_options import SyncClientOptions  # noqa: PLC0415
+
+        s = self.settings
+        http = httpx.Client(
+            timeout=httpx.Timeout(s.timeout),
+            verify=s.validate_certs,
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+            event_hooks={"response": [self._on_response]},
+        )
+        with http:
+            client = create_client(s.url, s.key, options=SyncClientOptions(httpx_client=http))
+            rows: list[dict[str, Any]] = []
+            total: int | None = None
+            offset = 0
+            previous_first: Any = None
+            while True:
+                query = client.table(s.table).select(
+                    ",".join(COLUMNS), count=CountMethod.exact if offset == 0 else None
+                )
+                query = query.in_("status", list(s.statuses)).order(ORDER_COLUMN)
+                response = query.range(offset, offset + s.page_size - 1).execute()
+                page = response.data
+                if not isinstance(page, list):
+                    raise RegistryError(
+                        f"{s.shown_url} answered {type(page).__name__} for table {s.table!r}, "
+                        "not a list of rows: is this the URL of a Supabase project?"
+                    )
+                if offset == 0:
+                    total = response.count
+                first = page[0].get(ORDER_COLUMN) if page and isinstance(page[0], Mapping) else None
+                if first is not None and first == previous_first:
+                    raise RegistryError(
+                        f"{s.shown_url} answered the same page twice for table {s.table!r}: "
+                        "it ignores offset and limit, so it is not PostgREST"
+                    )
+                previous_first = first
+                rows.extend(page)
+                offset += len(page)
+                # The count says where the end is; a server that caps pages below page_size
+                # (db-max-rows) only makes pages shorter. Without a count, a short page ends it.
+                if not page or (total is not None and offset >= total):
+                    break
+                if total is None and len(page) < s.page_size:
+                    break
+        display.vvv(
+            f"supabase_devices: {len(rows)} row(s) of {s.table!r} from {s.shown_url} "
+            f"in {self.last.requests} request(s)"
+        )
+        return rows
+
+    def _explain(self, exc: BaseException) -> RegistryError:
+        """One clear message for a failed read; the key never appears in it."""
+        import httpx  # noqa: PLC0415
+        from postgrest.exceptions import APIError  # noqa: PLC0415
+
+        s = self.settings
+        if isinstance(exc, APIError):
+            return self._explain_api_error(exc)
+        if isinstance(exc, httpx.TransportError):
+            reason = self.redact(str(exc)) or type(exc).__name__
+            return RegistryError(f"cannot reach the registry at {s.shown_url}: {reason}")
+        if isinstance(exc, ValueError):
+            # A 2xx answer that is not PostgREST JSON (an HTML page, a proxy).
+            return RegistryError(
+                f"{s.shown_url} did not answer like PostgREST for table {s.table!r} "
+                f"(HTTP {self.last.status}): is this the URL of a Supabase project?"
+            )
+        reason = f"{type(exc).__name__}: {self.redact(str(exc))}"
+        return RegistryError(f"reading table {s.table!r} at {s.shown_url} failed: {reason}")
+
+    def _explain_api_error(self, exc: Any) -> RegistryError:
+        """PostgREST's error codes (and the HTTP status) in the operator's words."""
+        s = self.settings
+        status = self.last.status
+        code = exc.code or ""
+        detail = self.redact(str(exc.message or exc.details or "no detail"))[:300]
+        if status in (401, 403) or code in KEY_REFUSED_CODES:
+            message = (
+                f"the registry at {s.shown_url} refused the key (HTTP {status}, {code or 'no code'}: "
+                f"{detail}). Use the project's service role key (option key or SUPABASE_SERVICE_KEY)."
+            )
+        elif code in MISSING_TABLE_CODES:
+            message = (
+                f"the registry at {s.shown_url} has no table {s.table!r} ({code}: {detail}). "
+                "Set the option table, or apply supabase/migrations/ to the project."
+            )
+        elif code in MISSING_COLUMN_CODES:
+            match = _MISSING_COLUMN.search(str(exc.message or ""))
+            column = match.group(1) if match else "?"
+            message = (
+                f"table {s.table!r} at {s.shown_url} has no column {column!r} ({code}: {detail}); "
+                f"the inventory reads {', '.join(COLUMNS)}. Apply supabase/migrations/ to the project."
+            )
+        elif not code or code == str(status):
+            # Not PostgREST's JSON: a proxy, a load balancer, or not Supabase at all.
+            answer = f"HTTP {status} {exc.message or ''}".rstrip()
+            message = (
+                f"reading table {s.table!r} at {s.shown_url} failed: {answer}, which is not an answer "
+                "from PostgREST: is this the URL of a Supabase project, and is it up?"
+            )
+        else:
+            message = f"reading table {s.table!r} at {s.shown_url} failed: HTTP {status}, {code}: {detail}"
+        return RegistryError(message)
+
+
+# --- the plugin ------------------------------------------------------------------
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    """One host per device of the Supabase registry."""
+
+    NAME = "supabase_devices"
+
+    def verify_file(self, path: str) -> bool:
+        return bool(super().verify_file(path)) and str(path).endswith(CONFIG_SUFFIXES)
+
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        failures = _FAILURES.setdefault(getattr(inventory, "__wrapped__", inventory), {})
+        if path in failures:
+            raise AnsibleError(f"{failures[path]} (the same failure as above; not retried)")
+        try:
+            self._read_config_data(path)
+            settings = self._settings(path)
+            rows = self._rows(settings, use_cached=cache)
+            self._populate(rows, Redactor(settings.key))
+        except AnsibleError as exc:
+            failures[path] = exc.message
+            raise
+
+    # -- options
+
+    def _settings(self, path: str) -> Settings:
+        url = (self.get_option("url") or "").strip()
+        if not url:
+            raise RegistryError(
+                f"no registry URL: set url in {path} or the environment variable SUPABASE_URL"
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryError(f"url {display_url(url)!r} is not an http(s) URL of a Supabase project")
+        key = str(self.get_option("key") or "").strip()
+        if not key:
+            raise RegistryError(
+                f"no registry key: set key in {path} or the environment variable SUPABASE_SERVICE_KEY"
+            )
+        if not _HEADER_SAFE_KEY.fullmatch(key):
+            raise RegistryError(
+                "the registry key contains spaces or control characters, which cannot be sent in an "
+                "HTTP header: check the key option or SUPABASE_SERVICE_KEY (its value is not shown)"
+            )
+        table = (self.get_option("table") or "").strip()
+        if not table:
+            raise RegistryError(f"table must name the table of devices, got {self.get_option('table')!r}")
+        statuses = self.get_option("statuses") or []
+        if not statuses or not all(isinstance(s, str) and s.strip() for s in statuses):
+            raise RegistryError(f"statuses must list at least one device status, got {statuses!r}")
+        page_size = self.get_option("page_size")
+        if page_size < 1:
+            raise RegistryError(f"page_size must be at least 1, got {page_size!r}")
+        timeout = self.get_option("timeout")
+        if timeout <= 0:
+            raise RegistryError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        return Settings(
+            url=url.rstrip("/"),
+            key=key,
+            table=table,
+            statuses=tuple(dict.fromkeys(s.strip() for s in statuses)),
+            page_size=page_size,
+            timeout=float(timeout),
+            validate_certs=bool(self.get_option("validate_certs")),
+        )
+
+    # -- rows, from the cache or the registry
+
+    def _rows(self, settings: Settings, *, use_cached: bool) -> list[Any]:
+        # The key follows what was read (url, table, statuses, columns), not the file's path, and
+        # never holds the secret itself.
+        cache_key = f"{self.NAME}_{settings.cache_id()}"
+        caching = bool(self.get_option("cache"))
+        if caching and use_cached:
+            try:
+                cached = self._cache[cache_key]
+            except KeyError:
+                cached = None
+            if isinstance(cached, list):
+                display.vvv(f"supabase_devices: {len(cached)} row(s) from the inventory cache")
+                return cached
+        rows = RegistryReader(settings).rows()
+        if caching:
+            self._cache[cache_key] = rows
+        return rows
+
+    # -- hosts and groups
+
+    def _populate(self, rows: list[Any], redact: Callable[[str], str]) -> None:
+        findings = Findings()
+        devices = devices_from_rows(rows, iana_zones(), findings)
+        hostnames = assign_hostnames(devices, findings)
+
+        strict = self.get_option("strict")
+        compose = self.get_option("compose")
+        groups = self.get_option("groups")
+        keyed_groups = self.get_option("keyed_groups")
+        constructed = bool(compose or groups or keyed_groups)
+        inventory = self.inventory
+        known_groups: dict[str, str] = {}
+
+        for device in devices:
+            host = inventory.add_host(make_unsafe(hostnames[device.uuid]))
+            for group in device.groups:
+                name = known_groups.get(group)
+                if name is None:
+                    name = known_groups[group] = inventory.add_group(group)
+                inventory.add_child(name, host)
+            hostvars = make_unsafe(device.hostvars)
+            for varname, value in hostvars.items():
+                inventory.set_variable(host, varname, value)
+            if constructed:
+                self._set_composite_vars(compose, hostvars, host, strict=strict)
+                self._add_host_to_composed_groups(groups, hostvars, host, strict=strict)
+                self._add_host_to_keyed_groups(keyed_groups, hostvars, host, strict=strict)
+
+        self._warn(findings, redact)
+
+    def _warn(self, findings: Findings, redact: Callable[[str], str]) -> None:
+        for category in CATEGORIES:
+            items = findings.items.get(category)
+            if not items:
+                continue
+            shown = items[:WARN_LIST_LIMIT]
+            hidden = len(items) - len(shown)
+            more = f"; and {hidden} more (-vvv lists them)" if hidden else ""
+            headline = category.format(n=len(items))
+            display.warning(redact(f"supabase_devices: {headline}: {'; '.join(shown)}{more}"))
+            if more:
+                display.vvv(redact(f"supabase_devices: {headline}: {'; '.join(items)}"))
