@@ -2,7 +2,8 @@
 
 Scenarios are discovered: roles/<role>/molecule/<scenario>/ and
 molecule/<scenario>/. A scenario's molecule.yml may carry a line
-`# pytest-marks: slow` to join more marker groups.
+`# pytest-marks: slow` to join more marker groups, and `# pytest-secrets: VALUE`
+lines naming secrets that must never appear in the run's output.
 
     make molecule               all of them
     make molecule S=smoke       the ones whose id contains "smoke"
@@ -37,12 +38,14 @@ class Scenario:
         owner = "vf" if self.project == ROOT else self.project.name
         return owner.replace("_", "-")
 
+    def directive(self, name: str) -> list[str]:
+        """Words after `# pytest-<name>:` lines of the scenario's molecule.yml."""
+        text = (self.project / "molecule" / self.name / "molecule.yml").read_text()
+        return [w for m in re.finditer(rf"^# pytest-{name}:(.*)$", text, re.MULTILINE) for w in m.group(1).split()]
+
     @property
     def marks(self) -> list[pytest.MarkDecorator]:
-        text = (self.project / "molecule" / self.name / "molecule.yml").read_text()
-        found = re.search(r"^# pytest-marks:(.*)$", text, re.MULTILINE)
-        names = found.group(1).split() if found else []
-        return [getattr(pytest.mark, n) for n in names]
+        return [getattr(pytest.mark, n) for n in self.directive("marks")]
 
 
 def discover() -> list[Scenario]:
