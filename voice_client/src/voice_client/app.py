@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 IDLE, RECORDING, RESPONDING = "idle", "recording", "responding"
 MIN_RECORDING_SECONDS = 0.3
 PREBUFFER_SECONDS = 0.2
+PREPARE_WAIT_SECONDS = 2.0  # at most, and only after the recording has ended
 RECORDING_PREFIX = "recording-"
 
 
@@ -98,6 +99,7 @@ class Interaction:
     def _exchange(self, server: VoiceServer, recording: Path, seconds: float, packets: int) -> None:
         client, config = self.client, self.client.config
         log.info("uploading %.1f s of audio (%d Opus packets)", seconds, packets)
+        client.wait_prepared(PREPARE_WAIT_SECONDS)
         answer = server.process(recording, client.session_id(), config.microphone_gain)
         recording.unlink(missing_ok=True)  # uploaded: the recording is not kept
         with self._lock:
@@ -166,6 +168,8 @@ class VoiceClient:
         self._interaction: Interaction | None = None
         self._session_id = self.store.load_session_id()
         self._session_lock = threading.Lock()
+        self._prepared = threading.Event()
+        self._prepared.set()
         self._volume_dirty = False
         self._server_factory = server_factory or self._default_server
         self.last_press_latency: float | None = None
@@ -214,6 +218,10 @@ class VoiceClient:
             "status": "online",
             "metadata": sysinfo.metadata(self.config.server_url),
         }
+
+    def wait_prepared(self, timeout: float) -> None:
+        """Give a ``prepare`` still in flight a moment: its session id should go with the upload."""
+        self._prepared.wait(timeout)
 
     def session_id(self) -> str | None:
         with self._session_lock:
@@ -346,19 +354,20 @@ class VoiceClient:
         log.info("recording (started %.1f ms after the press)", self.last_press_latency * 1000)
         self.player.play(beeps.start_beep(self.config.sample_rate, self.config.channels), "start beep")
         self._record_activity(RECORDING)
+        self._prepared.clear()
         threading.Thread(target=self._prepare, name="prepare", daemon=True).start()
 
     def _prepare(self) -> None:
         server = self.make_server()
         try:
             session = server.prepare(self.session_id())
+            if session:
+                self.remember_session(session)
         except ServerError as exc:
             log.warning("prepare failed (the upload will go ahead without it): %s", exc)
-            return
         finally:
             server.close()
-        if session:
-            self.remember_session(session)
+            self._prepared.set()
 
     def _finish_recording(self) -> None:
         pcm = self.recorder.stop()

@@ -170,19 +170,19 @@ class Player:
                 self._cond.wait_for(lambda: self._queue or self._closing)
                 if self._closing:
                     return
-                self._current = self._queue.popleft()
+                playback = self._current = self._queue.popleft()
             try:
-                self._play(self._current)
+                self._play(playback)
             except Exception:
-                log.exception("playback of %s failed", self._current.label)
+                log.exception("playback of %s failed", playback.label)
                 self._release()
             finally:
-                self._current.done.set()
                 with self._cond:
                     self._current = None
                     idle = not self._queue
-                if idle:
+                if idle:  # amplifier off before anyone hears that the sound is done
                     self._release()
+                playback.done.set()
 
     def _play(self, playback: Playback) -> None:
         while not playback.wait_ready(0.25):
