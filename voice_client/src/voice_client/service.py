@@ -38,9 +38,7 @@ def run_service(
     stop = stop_event or threading.Event()
     config.state_dir.mkdir(parents=True, exist_ok=True)
     clean_runtime_dir(config.runtime_dir)
-    device_uuid, how = ensure_identity(config.identity_file, config.legacy_uuid_file)
-    if how != "existing":
-        log.info("device identity %s: %s", how, device_uuid)
+    device_uuid, _how = ensure_identity(config.identity_file, config.legacy_uuid_file)
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
