@@ -212,11 +212,12 @@ def make_unsafe(value: Any) -> Any:
     if kind is str:
         return wrap_var(value)
     if kind is dict:
-        return {wrap_var(k) if type(k) is str else k: make_unsafe(v) for k, v in value.items()}
+        return {wrap_var(k) if isinstance(k, str) else k: make_unsafe(v) for k, v in value.items()}
     if kind is list:
         return [make_unsafe(v) for v in value]
     if value is None or kind in (bool, int, float):
         return value
+    # Anything else (tagged or subclassed str, dict, list): wrap_var's general walk.
     return wrap_var(value)
 
 
