@@ -97,6 +97,16 @@ class Recorded:
     completed: bool = False  # the whole answer was sent
     aborted: bool = False  # the client went away mid-answer
     received_at: float = field(default_factory=time.monotonic)
+    first_byte_at: float | None = None  # time.monotonic() when the answer's first chunk went out
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a press stopping the answer) is normal here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeVoiceServer:
@@ -115,8 +125,7 @@ class FakeVoiceServer:
         self.answer_override: bytes | None = None  # raw answer body instead of the echo
         self.requests: list[Recorded] = []
         self._cond = threading.Condition()
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), _Handler)
         self._httpd.fake = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
@@ -131,6 +140,15 @@ class FakeVoiceServer:
         )
         self._thread.start()
         return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (the script's mode)."""
+        try:
+            self._httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._httpd.server_close()
 
     def stop(self) -> None:
         if self.gate is not None:
@@ -297,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(fake.chunk_delay)
                 if index == len(chunks) - 1 and fake.hold_last_chunk is not None:
                     fake.hold_last_chunk.wait()
+                if record.first_byte_at is None:
+                    record.first_byte_at = time.monotonic()
                 self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
@@ -330,12 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     server = FakeVoiceServer(args.host, args.port, api_key=args.api_key)
     server.chunk_delay = args.chunk_delay
     print(f"fake Javia voice server on {server.url}", flush=True)
-    try:
-        server._httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server._httpd.server_close()
+    server.serve_forever()
     return 0
 
 

@@ -173,6 +173,7 @@ class VoiceClient:
         self._volume_dirty = False
         self._server_factory = server_factory or self._default_server
         self.last_press_latency: float | None = None
+        self.recordings_started = 0
 
         self.controls = Controls(
             button_pin=config.button_pin,
@@ -351,6 +352,7 @@ class VoiceClient:
             return
         self.last_press_latency = time.monotonic() - pressed_at
         self.state = RECORDING
+        self.recordings_started += 1
         log.info("recording (started %.1f ms after the press)", self.last_press_latency * 1000)
         self.player.play(beeps.start_beep(self.config.sample_rate, self.config.channels), "start beep")
         self._record_activity(RECORDING)

@@ -74,7 +74,7 @@ class Recorder:
         thread, self._thread = self._thread, None
         self._stop.set()
         if thread is not None:
-            thread.join(timeout=2.0)
+            thread.join(timeout=1.0)
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
