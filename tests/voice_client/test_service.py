@@ -83,6 +83,8 @@ def test_run_notifies_systemd_and_stops_cleanly_on_sigterm(tmp_path, device, fak
         state_dir = tmp_path / "state"
         device_uuid = (state_dir / "device_uuid").read_text().strip()
         assert beat.headers["X-Device-UUID"] == device_uuid
+        # lgpio's FIFOs go to the private runtime directory, the one writable place besides the state.
+        assert os.readlink(f"/proc/{proc.pid}/cwd") == str(tmp_path / "run")
 
         status = cli("status", "--json", "--env-file", str(env_file), env=device)
         assert status.returncode == 0, status.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -38,6 +39,11 @@ def run_service(
     stop = stop_event or threading.Event()
     config.state_dir.mkdir(parents=True, exist_ok=True)
     clean_runtime_dir(config.runtime_dir)
+    # lgpio (the Pi 5's pin factory) creates its notification FIFOs in $LG_WD
+    # (C library) and opens them relative to the working directory (Python
+    # module): both must be the same writable place under ProtectSystem=strict.
+    os.environ["LG_WD"] = str(config.runtime_dir)
+    os.chdir(config.runtime_dir)
     device_uuid, _how = ensure_identity(config.identity_file, config.legacy_uuid_file)
 
     def on_signal(signum: int, _frame: Any) -> None:
