@@ -1,0 +1,559 @@
+"""Build the wheelhouse of a voice-client release on the controller, once per platform.
+
+Runs in the controller's own process (an action plugin: no module is sent
+anywhere). For each target platform (CPU architecture + CPython version + glibc
+of the devices in the play) it:
+
+1. reads the device lock (``requirements.lock``: exact versions, hashes,
+   environment markers) and keeps the requirements whose markers hold on that
+   platform (pip evaluates markers against the controller, which is wrong for
+   an aarch64 device served from an x86_64 controller);
+2. picks, from the package index's file list (PEP 691 JSON), the best wheel for
+   the platform's tags whose sha256 is one the lock allows, and downloads it;
+   a requirement without such a wheel gets its sdist instead (hash-checked too);
+3. builds every sdist on the controller: a pure-Python result serves every
+   platform; a native one serves this platform when the controller matches it
+   (same architecture and Python, glibc no newer than the device's), otherwise
+   the sdist is listed under ``needs_build`` so that the role builds it once on
+   one device of that architecture and brings the wheel back into ``built/``;
+4. builds the voice-client wheel from its source (reproducibly), and writes the
+   release's requirements file: one line per wheel with the sha256 of the very
+   file the devices receive, for ``pip install --no-index --require-hashes``.
+
+Everything is cached under ``cache_dir`` by content: a second run for the same
+lock, platform and client source downloads and builds nothing. Call it again
+after remote builds: it then completes the platform.
+
+Arguments: lock, source, platforms (list of {arch, python, glibc}), cache_dir,
+index_url (default: PIP_INDEX_URL, else https://pypi.org/simple).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import tomllib
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
+
+DEFAULT_INDEX = "https://pypi.org/simple"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+SUPPORTED_ARCHES = ("x86_64", "aarch64", "armv7l")
+# Fixed zip timestamps make the client wheel byte-identical for identical source.
+SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the oldest date a zip can hold
+SKIP_SOURCE_PARTS = {"build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+class WheelhouseError(Exception):
+    """A failure the operator can act on."""
+
+
+# --- the lock -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Locked:
+    name: str  # canonical
+    version: str
+    hashes: frozenset[str]
+    marker: str | None
+
+    def applies(self, environment: dict[str, str]) -> bool:
+        return self.marker is None or Marker(self.marker).evaluate(environment)
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+_HASH = re.compile(r"--hash[=\s]sha256:([0-9a-f]{64})")
+
+
+def parse_lock(text: str, source: str = "requirements.lock") -> list[Locked]:
+    """Parse a hashed pip requirements file (as uv/pip-compile write it)."""
+    logical: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            if not current:
+                continue
+            line = ""
+        continued = line.endswith("\\")
+        current += " " + line.rstrip("\\").strip()
+        if not continued:
+            if current.strip():
+                logical.append(current.strip())
+            current = ""
+    if current.strip():
+        logical.append(current.strip())
+
+    result = []
+    for entry in logical:
+        hashes = frozenset(_HASH.findall(entry))
+        spec = _HASH.sub("", entry).strip()
+        if spec.startswith("-"):
+            raise WheelhouseError(f"{source}: options are not supported in the device lock: {spec!r}")
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement as exc:
+            raise WheelhouseError(f"{source}: cannot parse requirement {spec!r}: {exc}") from None
+        pins = [s for s in req.specifier if s.operator == "=="]
+        if len(pins) != 1 or len(req.specifier) != 1:
+            raise WheelhouseError(f"{source}: {spec!r} is not pinned with == (lock it again)")
+        if not hashes:
+            raise WheelhouseError(f"{source}: {req.name} has no --hash (the lock must be hashed)")
+        result.append(
+            Locked(canonicalize_name(req.name), pins[0].version, hashes, str(req.marker) if req.marker else None)
+        )
+    return result
+
+
+# --- platforms --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    arch: str
+    python: str  # "3.11"
+    glibc: str  # "2.36"
+
+    @classmethod
+    def from_arg(cls, value: object) -> Target:
+        if not isinstance(value, dict):
+            raise WheelhouseError(f"platforms: each entry must be a mapping with arch, python, glibc; got {value!r}")
+        arch = str(value.get("arch", ""))
+        python = str(value.get("python", ""))
+        glibc = str(value.get("glibc", ""))
+        if arch not in SUPPORTED_ARCHES:
+            raise WheelhouseError(f"platform arch {arch!r} is not supported; supported: {', '.join(SUPPORTED_ARCHES)}")
+        if not re.fullmatch(r"3\.\d{1,2}", python):
+            raise WheelhouseError(f"platform python {python!r} must look like 3.11")
+        if not re.fullmatch(r"2\.\d{1,2}", glibc):
+            raise WheelhouseError(f"platform glibc {glibc!r} must look like 2.36")
+        return cls(arch, python, glibc)
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    @property
+    def key(self) -> str:
+        return f"{self.abi}-{self.arch}"
+
+    def marker_environment(self) -> dict[str, str]:
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": f"{self.python}.0",
+            "os_name": "posix",
+            "platform_machine": self.arch,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": f"{self.python}.0",
+            "python_version": self.python,
+            "sys_platform": "linux",
+            "extra": "",
+        }
+
+    def tags(self) -> list[Tag]:
+        """The wheel tags this platform runs, most preferred first (as pip orders them)."""
+        major, minor = (int(x) for x in self.glibc.split("."))
+        platforms = [f"manylinux_{major}_{m}_{self.arch}" for m in range(minor, 16, -1)]
+        platforms.append(f"manylinux2014_{self.arch}")
+        if self.arch == "x86_64":
+            platforms += [f"manylinux_2_{m}_x86_64" for m in (12, 5)]
+            platforms += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+        version = tuple(int(x) for x in self.python.split("."))
+        return [
+            *cpython_tags(version, abis=[self.abi], platforms=platforms),
+            *compatible_tags(version, self.abi, platforms),
+        ]
+
+    def runs_natively_built(self) -> bool:
+        """Can a wheel compiled on this controller run on this platform?"""
+        here_glibc = platform.libc_ver()[1] or "0.0"
+        return (
+            platform.machine() == self.arch
+            and f"{sys.version_info.major}.{sys.version_info.minor}" == self.python
+            and Version(here_glibc) <= Version(self.glibc)
+        )
+
+
+def wheel_rank(filename: str, preferred: dict[Tag, int]) -> int | None:
+    """Index of the wheel's best tag in the platform's preference list, None if it cannot run."""
+    _, _, _, tags = parse_wheel_filename(filename)
+    ranks = [preferred[t] for t in tags if t in preferred]
+    return min(ranks) if ranks else None
+
+
+def is_pure(wheel_filename: str) -> bool:
+    _, _, _, tags = parse_wheel_filename(wheel_filename)
+    return all(t.platform == "any" and t.abi == "none" for t in tags)
+
+
+# --- the index --------------------------------------------------------------
+
+
+def ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    for var in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        bundle = os.environ.get(var)
+        if bundle and Path(bundle).is_file():
+            context.load_verify_locations(cafile=bundle)
+    return context
+
+
+@dataclass
+class Index:
+    url: str
+    context: ssl.SSLContext = field(default_factory=ssl_context)
+
+    def files(self, name: str) -> list[dict]:
+        page = f"{self.url.rstrip('/')}/{name}/"
+        request = urllib.request.Request(page, headers={"Accept": SIMPLE_JSON})
+        try:
+            with urllib.request.urlopen(request, timeout=60, context=self.context) as response:  # noqa: S310
+                document = json.load(response)
+        except OSError as exc:
+            raise WheelhouseError(f"cannot list {name} on the package index {page}: {exc}") from None
+        return document.get("files", [])
+
+    def download(self, url: str, sha256: str, dest: Path) -> None:
+        absolute = urllib.parse.urljoin(self.url.rstrip("/") + "/", url)
+        if urllib.parse.urlparse(absolute).scheme != "https" and not absolute.startswith("http://127.0.0.1"):
+            raise WheelhouseError(f"refusing to download over plain http: {absolute}")
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        try:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(absolute, timeout=300, context=self.context) as response,  # noqa: S310
+            ):
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+            if digest.hexdigest() != sha256:
+                raise WheelhouseError(
+                    f"{dest.name}: downloaded sha256 {digest.hexdigest()} does not match the lock's {sha256}"
+                )
+            Path(tmp).replace(dest)
+        except OSError as exc:
+            raise WheelhouseError(f"cannot download {absolute}: {exc}") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+# --- the cache --------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    if dest.exists():
+        return
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    tmp.replace(dest)
+
+
+def run_pip_wheel(target: str, out_dir: Path, what: str) -> Path:
+    """Build one wheel with the controller's pip; return its path."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, target],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise WheelhouseError(f"building {what} on the controller failed:\n{tail}")
+        (built,) = Path(tmp).glob("*.whl")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dest = out_dir / built.name
+        built.replace(dest)
+        return dest
+
+
+def source_digest(source: Path) -> str:
+    """sha256 over the client's source files (names and contents), build debris left out."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        rel = path.relative_to(source)
+        if SKIP_SOURCE_PARTS & set(rel.parts) or any(part.endswith(".egg-info") for part in rel.parts):
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class Wheelhouse:
+    cache: Path
+    index: Index
+    check_mode: bool = False
+    changed: bool = False
+
+    @contextlib.contextmanager
+    def locked(self):
+        self.cache.mkdir(parents=True, exist_ok=True)
+        with (self.cache / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    # -- downloads, shared by every platform, addressed by sha256
+
+    def fetch(self, jobs: list[tuple[str, str, str]]) -> dict[str, Path]:
+        """Download (filename, url, sha256) jobs missing from the cache; map sha256 to path."""
+        paths = {}
+        todo = []
+        for filename, url, sha in jobs:
+            dest = self.cache / "downloads" / sha / filename
+            paths[sha] = dest
+            if not dest.exists():
+                todo.append((url, sha, dest))
+        if todo and not self.check_mode:
+            for _, _, dest in todo:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda job: self.index.download(*job), todo))
+            self.changed = True
+        return paths
+
+    def choose_files(self, wanted: list[Locked], target: Target) -> dict[str, dict]:
+        """For each requirement, the index file to use on this platform (wheel or sdist)."""
+        preferred = {tag: i for i, tag in enumerate(target.tags())}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            listings = dict(zip([r.name for r in wanted], pool.map(self.index.files, [r.name for r in wanted])))
+        chosen = {}
+        for req in wanted:
+            best: tuple[int, dict] | None = None
+            sdist = None
+            for entry in listings[req.name]:
+                sha = entry.get("hashes", {}).get("sha256")
+                if sha not in req.hashes:
+                    continue
+                filename = entry["filename"]
+                if filename.endswith(".whl"):
+                    name, version, _, _ = parse_wheel_filename(filename)
+                    rank = wheel_rank(filename, preferred)
+                    if rank is not None and version == Version(req.version) and (best is None or rank < best[0]):
+                        best = (rank, entry)
+                elif filename.endswith((".tar.gz", ".zip")):
+                    _, version = parse_sdist_filename(filename)
+                    if version == Version(req.version):
+                        sdist = entry
+            picked = best[1] if best else sdist
+            if picked is None:
+                raise WheelhouseError(
+                    f"{req.pin}: the index has no file for {target.key} whose sha256 the lock allows "
+                    "(lock it again, or check the index URL)"
+                )
+            chosen[req.name] = picked
+        return chosen
+
+    # -- builds on the controller
+
+    def build_sdist(self, sdist: Path, target: Target, req: Locked) -> Path | None:
+        """The wheel built here from sdist if it serves target, else None (build it on a device)."""
+        built_dir = self.cache / "built" / sha256_file(sdist)
+        existing = sorted(built_dir.glob("*.whl")) if built_dir.exists() else []
+        if not existing:
+            if self.check_mode:
+                return None
+            existing = [run_pip_wheel(str(sdist), built_dir, f"{req.pin} from its sdist")]
+            self.changed = True
+        wheel = existing[0]
+        if is_pure(wheel.name) or target.runs_natively_built():
+            return wheel
+        return None
+
+    def client_wheel(self, source: Path) -> tuple[str, Path | None, str]:
+        """(version, wheel path or None in check mode, source digest) of the voice client."""
+        pyproject = source / "pyproject.toml"
+        try:
+            project = tomllib.loads(pyproject.read_text())["project"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+            raise WheelhouseError(f"cannot read the client's version from {pyproject}: {exc}") from None
+        version = str(project.get("version", ""))
+        if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+_-]*", version):
+            raise WheelhouseError(f"{pyproject}: version {version!r} cannot name a release directory")
+        digest = source_digest(source)
+        out = self.cache / "client" / f"{version}-{digest[:16]}"
+        wheels = sorted(out.glob("*.whl")) if out.exists() else []
+        if not wheels and not self.check_mode:
+            wheels = [run_pip_wheel(str(source), out, f"the voice client from {source}")]
+            self.changed = True
+        return version, (wheels[0] if wheels else None), digest
+
+    # -- one platform
+
+    def prepare(self, lock_path: Path, reqs: list[Locked], target: Target, client: tuple) -> dict:
+        version, client_wheel, client_digest = client
+        lock_hash = sha256_file(lock_path)
+        release_id = f"{version}-{hashlib.sha256(f'{lock_hash}:{target.key}'.encode()).hexdigest()[:12]}"
+        base = self.cache / "platforms" / target.key / lock_hash[:16]
+        wheel_dir = base / "wheels"
+        built_dir = base / "built"
+        sdist_dir = base / "sdists"
+        wanted = [r for r in reqs if r.applies(target.marker_environment())]
+        deps_manifest = base / "deps.txt"
+
+        needs_build: list[dict] = []
+        if not deps_manifest.exists():
+            chosen = self.choose_files(wanted, target)
+            paths = self.fetch([(e["filename"], e["url"], e["hashes"]["sha256"]) for e in chosen.values()])
+            lines = []
+            for req in wanted:
+                entry = chosen[req.name]
+                path = paths[entry["hashes"]["sha256"]]
+                wheel = path if entry["filename"].endswith(".whl") else None
+                if wheel is None and path.exists():
+                    wheel = self.build_sdist(path, target, req)
+                    if wheel is None:
+                        remote = self._remote_built(built_dir, req)
+                        if remote is None:
+                            needs_build.append(self._build_job(path, sdist_dir, req))
+                            continue
+                        wheel = remote
+                if wheel is None:  # check mode, nothing downloaded yet
+                    continue
+                if not self.check_mode:
+                    wheel_dir.mkdir(parents=True, exist_ok=True)
+                    link_or_copy(wheel, wheel_dir / wheel.name)
+                lines.append(f"{req.pin} --hash=sha256:{sha256_file(wheel)}")
+            complete = not needs_build and not (self.check_mode and len(lines) < len(wanted))
+            if complete and not self.check_mode:
+                deps_manifest.write_text("\n".join(lines) + "\n")
+                self.changed = True
+        complete = deps_manifest.exists()
+
+        result = {
+            "platform": target.key,
+            "arch": target.arch,
+            "python": target.python,
+            "release_id": release_id,
+            "version": version,
+            "lock_sha256": lock_hash,
+            "client_source_sha256": client_digest,
+            "wheel_dir": str(wheel_dir),
+            "needs_build": needs_build,
+            "complete": complete and client_wheel is not None,
+        }
+        if result["complete"]:
+            client_sha = sha256_file(client_wheel)
+            requirements = self.cache / "releases" / release_id / "requirements.txt"
+            text = (
+                f"# voice-client release {release_id} for {target.key}; written by voice_wheelhouse.\n"
+                f"# lock sha256 {lock_hash}; client source sha256 {client_digest}\n"
+                + deps_manifest.read_text()
+                + f"voice-client=={version} --hash=sha256:{client_sha}\n"
+            )
+            if not requirements.exists() or requirements.read_text() != text:
+                requirements.parent.mkdir(parents=True, exist_ok=True)
+                requirements.write_text(text)
+                self.changed = True
+            # Every file the device needs, with the hash it must have. The
+            # client wheel keeps its own folder: its file name stays the same
+            # when its source changes without a version bump.
+            files = {p.name: {"path": str(p), "sha256": sha256_file(p)} for p in sorted(wheel_dir.glob("*.whl"))}
+            files[client_wheel.name] = {"path": str(client_wheel), "sha256": client_sha}
+            names = [line.split("==")[0] for line in text.splitlines() if line and not line.startswith("#")]
+            result.update(
+                requirements=str(requirements),
+                client_wheel=client_wheel.name,
+                client_sha256=client_sha,
+                files=files,
+                packages=names,
+            )
+        return result
+
+    @staticmethod
+    def _remote_built(built_dir: Path, req: Locked) -> Path | None:
+        if not built_dir.exists():
+            return None
+        for wheel in built_dir.glob("*.whl"):
+            name, version, _, _ = parse_wheel_filename(wheel.name)
+            if name == req.name and version == Version(req.version):
+                return wheel
+        return None
+
+    def _build_job(self, sdist: Path, sdist_dir: Path, req: Locked) -> dict:
+        if not self.check_mode:
+            sdist_dir.mkdir(parents=True, exist_ok=True)
+            link_or_copy(sdist, sdist_dir / sdist.name)
+        return {
+            "name": req.name,
+            "version": req.version,
+            "sdist": str(sdist_dir / sdist.name),
+            "sdist_filename": sdist.name,
+            "built_dir": str(sdist_dir.parent / "built"),
+        }
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("lock", "source", "platforms", "cache_dir", "index_url"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = self._task.args
+        try:
+            missing = [k for k in ("lock", "source", "platforms", "cache_dir") if not args.get(k)]
+            if missing:
+                raise WheelhouseError(f"missing arguments: {', '.join(missing)}")
+            lock = Path(str(args["lock"])).expanduser()
+            source = Path(str(args["source"])).expanduser()
+            if not lock.is_file():
+                raise WheelhouseError(f"device lock {lock} does not exist")
+            if not (source / "pyproject.toml").is_file():
+                raise WheelhouseError(f"{source} is not the voice client's source (no pyproject.toml)")
+            targets = sorted({Target.from_arg(p) for p in args["platforms"]}, key=lambda t: t.key)
+            index_url = str(args.get("index_url") or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX)
+            house = Wheelhouse(Path(str(args["cache_dir"])).expanduser(), Index(index_url), self._task.check_mode)
+            reqs = parse_lock(lock.read_text(), str(lock))
+            with house.locked():
+                client = house.client_wheel(source)
+                platforms = {t.key: house.prepare(lock, reqs, t, client) for t in targets}
+        except WheelhouseError as exc:
+            raise AnsibleActionFail(f"wheelhouse: {exc}") from None
+        result["changed"] = house.changed
+        result["platforms"] = platforms
+        result["complete"] = all(p["complete"] for p in platforms.values())
+        return result
