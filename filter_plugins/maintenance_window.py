@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import importlib.resources
 import math
 import time
@@ -160,9 +161,7 @@ def _zone(value: object, filter_name: str) -> zoneinfo.ZoneInfo:
 def _whole_number(value: object, argument: str, low: int, high: int, filter_name: str) -> int:
     """An int in low..high; integer strings (extra vars) and integral floats (Jinja maths) pass."""
     number: int | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
+    if type(value) is int:  # the usual case first; bool is a subclass of int and stays out
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
@@ -183,7 +182,9 @@ def _epoch(now: object, filter_name: str) -> float:
     seconds: float
     if now is None:
         return time.time()
-    if isinstance(now, dt.datetime):
+    if type(now) is int or type(now) is float:  # the fast path; bool (an int subclass) stays out
+        seconds = float(now)
+    elif isinstance(now, dt.datetime):
         if now.utcoffset() is None:
             raise AnsibleFilterError(
                 f"{filter_name}: now must be timezone-aware, got the naive datetime "
@@ -211,7 +212,7 @@ def _epoch(now: object, filter_name: str) -> float:
                 "add 'Z' or an offset such as '+01:00'"
             )
         seconds = parsed.timestamp()
-    elif isinstance(now, int | float) and not isinstance(now, bool):
+    elif isinstance(now, int | float) and not isinstance(now, bool):  # their subclasses, e.g. IntEnum
         seconds = float(now)
     else:
         raise AnsibleFilterError(
@@ -230,28 +231,29 @@ def _epoch(now: object, filter_name: str) -> float:
 # The computation, on integer epoch seconds.
 
 
-def _offset_at(zone: zoneinfo.ZoneInfo, instant: int) -> dt.timedelta | None:
-    return dt.datetime.fromtimestamp(instant, zone).utcoffset()
-
-
+# A window start depends only on (zone, date, hour, minute): a scheduled run asks for the same few
+# thousand again and again (every host of a zone, the dates around one `now`).
+@functools.lru_cache(maxsize=8192)
 def _window_start(zone: zoneinfo.ZoneInfo, ordinal: int, hour: int, minute: int) -> int:
-    """Epoch seconds at which the window of local date `ordinal` starts (see the module doc)."""
+    """Epoch seconds at which the window of the local date `ordinal` starts (see the module doc)."""
     day = dt.date.fromordinal(ordinal)
-    wall = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-    # fold=0 is the first occurrence of a repeated wall time, and in a gap the offset before it.
-    first = wall.utcoffset()
-    second = wall.replace(fold=1).utcoffset()
-    assert first is not None and second is not None  # noqa: S101 (zoneinfo always knows the offset)
-    wall_seconds = (ordinal - _EPOCH_ORDINAL) * _SECONDS_PER_DAY + hour * 3600 + minute * 60
-    if first >= second:
-        return wall_seconds - int(first.total_seconds())
-    # Spring forward: the wall time is skipped. The jump lies in (wall - after, wall - before];
-    # find it to the second (transitions are whole seconds).
-    before = wall_seconds - int(second.total_seconds())
-    after = wall_seconds - int(first.total_seconds())
+    wall = dt.datetime(day.year, day.month, day.day, hour, minute, 0, 0, zone)
+    # With fold=0 a repeated wall time resolves to its first occurrence, and a skipped one with
+    # the offset in force before the gap, which lands after the jump. Converting back tells them
+    # apart: only in a gap does the instant carry a different offset.
+    start = int(wall.timestamp())
+    offset_before = wall.utcoffset()
+    offset_after = dt.datetime.fromtimestamp(start, zone).utcoffset()
+    if offset_after == offset_before:
+        return start
+    # Spring forward: the jump lies in (wall - offset_after, wall - offset_before]; find it to the
+    # second (the tz database's transitions are whole seconds).
+    assert offset_before is not None and offset_after is not None  # noqa: S101 (zoneinfo always has one)
+    before = start - int((offset_after - offset_before).total_seconds())
+    after = start
     while after - before > 1:
         middle = (before + after) // 2
-        if _offset_at(zone, middle) == first:
+        if dt.datetime.fromtimestamp(middle, zone).utcoffset() == offset_before:
             before = middle
         else:
             after = middle
@@ -263,14 +265,20 @@ def _locate(zone: zoneinfo.ZoneInfo, now: float, hour: int, minute: int, duratio
     ordinal = dt.datetime.fromtimestamp(now, zone).toordinal()
     start = _window_start(zone, ordinal, hour, minute)
     if start > now:
+        # Today's window is still ahead: the latest one to have started is yesterday's (or, past
+        # transitions that skipped whole days, an earlier one).
         following = start
-        while start > now:  # usually once: today's window has not begun, so look at yesterday's
+        ordinal -= 1
+        start = _window_start(zone, ordinal, hour, minute)
+        while start > now:
             following = start
             ordinal -= 1
             start = _window_start(zone, ordinal, hour, minute)
     else:
+        if now < start + duration:
+            return start, True
         following = _window_start(zone, ordinal + 1, hour, minute)
-        while following <= now:  # only past odd transitions (a whole day skipped)
+        while following <= now:
             start = following
             ordinal += 1
             following = _window_start(zone, ordinal + 1, hour, minute)
