@@ -63,8 +63,9 @@ class Rig:
         return bool(self.pins.pin(self.config.amp_shutdown_pin).state)
 
     def wait_state(self, state: str, timeout: float = 10.0) -> None:
+        """Wait until every event so far is handled and the client is in ``state``."""
         deadline = time.monotonic() + timeout
-        while self.client.state != state or not self.client._events.empty():
+        while not (self.client.sync(timeout) and self.client.state == state):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"client state {self.client.state!r}, wanted {state!r}")
             time.sleep(0.01)

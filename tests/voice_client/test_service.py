@@ -52,6 +52,16 @@ def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
     )
 
 
+def start_service(env_file: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "voice_client", "run", "--env-file", str(env_file)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -69,14 +79,7 @@ def test_version_is_the_packages():
 
 def test_run_notifies_systemd_and_stops_cleanly_on_sigterm(tmp_path, device, fake_server, notify_socket):
     env_file = write_env_file(tmp_path, SERVER_URL=fake_server.url, HEARTBEAT_INTERVAL="10")
-    env = {**device, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voice_client", "run", "--env-file", str(env_file)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_service(env_file, {**device, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     try:
         assert notify_socket.recv(1024).decode().startswith("READY=1")
         (beat,) = fake_server.wait_for("/heartbeat")
@@ -110,14 +113,7 @@ def test_run_notifies_systemd_and_stops_cleanly_on_sigterm(tmp_path, device, fak
 
 def test_run_stays_up_when_the_server_is_unreachable(tmp_path, device, notify_socket):
     env_file = write_env_file(tmp_path, SERVER_URL="http://127.0.0.1:9", HEARTBEAT_INTERVAL="10")
-    env = {**device, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voice_client", "run", "--env-file", str(env_file)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_service(env_file, {**device, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     lines: list[str] = []
     try:
         assert notify_socket.recv(1024).decode().startswith("READY=1")
@@ -229,3 +225,16 @@ def test_the_fake_server_runs_as_a_script(tmp_path):
         proc.terminate()
         proc.wait(5)
     wait_until(lambda: proc.poll() is not None)
+
+
+def test_sd_notify_reaches_an_abstract_socket_and_is_quiet_without_systemd():
+    from voice_client.notify import sd_notify  # noqa: PLC0415
+
+    name = f"voice-client-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(5)
+        assert sd_notify("READY=1", {"NOTIFY_SOCKET": "@" + name}) is True
+        assert sock.recv(64) == b"READY=1"
+    assert sd_notify("READY=1", {}) is False
+    assert sd_notify("READY=1", {"NOTIFY_SOCKET": "relative/path"}) is False

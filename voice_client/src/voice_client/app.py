@@ -246,12 +246,20 @@ class VoiceClient:
             handle.write(data)
         return path
 
-    def _record_activity(self, state: str) -> None:
+    def _enter(self, state: str) -> None:
+        """Change state, recording it in activity.json first (what `status` reads)."""
         busy = state in (RECORDING, RESPONDING)
         try:
             self.store.save_activity(Activity(utc_now(), busy, state, os.getpid()))
         except OSError as exc:
             log.warning("cannot write activity.json: %s", exc)
+        self.state = state
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until the controller has handled every event posted so far."""
+        done = threading.Event()
+        self.post("sync", done)
+        return done.wait(timeout)
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -315,8 +323,12 @@ class VoiceClient:
             if interaction is not None:
                 interaction.cancel()
             self.player.stop_all()
-            self.state = IDLE
-            self._record_activity(IDLE)
+            self._enter(IDLE)
+
+    def _on_sync(self, done: threading.Event) -> None:
+        if self._volume_dirty:
+            self._save_volume()
+        done.set()
 
     def _on_limit(self, _value: object) -> None:
         if self.state == RECORDING:
@@ -325,8 +337,7 @@ class VoiceClient:
     def _on_done(self, token: int) -> None:
         if self._interaction is not None and self._interaction.token == token:
             self._interaction = None
-            self.state = IDLE
-            self._record_activity(IDLE)
+            self._enter(IDLE)
 
     def _on_rotate(self, step: int) -> None:
         volume = max(0, min(100, self.volume + step * self.config.volume_step))
@@ -351,11 +362,10 @@ class VoiceClient:
             self.player.play(beeps.error_beep(self.config.sample_rate, self.config.channels), "error beep")
             return
         self.last_press_latency = time.monotonic() - pressed_at
-        self.state = RECORDING
+        self.player.play(beeps.start_beep(self.config.sample_rate, self.config.channels), "start beep")
+        self._enter(RECORDING)
         self.recordings_started += 1
         log.info("recording (started %.1f ms after the press)", self.last_press_latency * 1000)
-        self.player.play(beeps.start_beep(self.config.sample_rate, self.config.channels), "start beep")
-        self._record_activity(RECORDING)
         self._prepared.clear()
         threading.Thread(target=self._prepare, name="prepare", daemon=True).start()
 
@@ -374,8 +384,7 @@ class VoiceClient:
     def _finish_recording(self) -> None:
         pcm = self.recorder.stop()
         self.player.play(beeps.stop_beep(self.config.sample_rate, self.config.channels), "stop beep")
-        self.state = RESPONDING
-        self._record_activity(RESPONDING)
+        self._enter(RESPONDING)
         self._interaction = Interaction(self, next(self._tokens), pcm)
         self._interaction.start()
 

@@ -175,35 +175,27 @@ class PyAudioBackend:
             raise AudioError(f"{variable}={spec!r} matches no {direction} device (available: {names})")
         return match[0]
 
-    def open_input(self, rate: int, channels: int, frames_per_buffer: int) -> InputStream:
-        device = self.find_device(self.input_spec, "input")
+    def _open(self, direction: str, rate: int, channels: int, frames_per_buffer: int) -> object:
+        spec = self.input_spec if direction == "input" else self.output_spec
+        device = self.find_device(spec, direction)
         try:
-            stream = self._pa.open(
+            return self._pa.open(
                 format=self._pyaudio.paInt16,
                 channels=channels,
                 rate=rate,
-                input=True,
-                input_device_index=device.index,
                 frames_per_buffer=frames_per_buffer,
+                **{direction: True, f"{direction}_device_index": device.index},
             )
         except (OSError, ValueError) as exc:
-            raise AudioError(f"cannot open input {device.name!r} at {rate} Hz x{channels}: {exc}") from exc
-        return _PyAudioInput(stream)
+            raise AudioError(
+                f"cannot open {direction} {device.name!r} at {rate} Hz x{channels}: {exc}"
+            ) from exc
+
+    def open_input(self, rate: int, channels: int, frames_per_buffer: int) -> InputStream:
+        return _PyAudioInput(self._open("input", rate, channels, frames_per_buffer))
 
     def open_output(self, rate: int, channels: int, frames_per_buffer: int) -> OutputStream:
-        device = self.find_device(self.output_spec, "output")
-        try:
-            stream = self._pa.open(
-                format=self._pyaudio.paInt16,
-                channels=channels,
-                rate=rate,
-                output=True,
-                output_device_index=device.index,
-                frames_per_buffer=frames_per_buffer,
-            )
-        except (OSError, ValueError) as exc:
-            raise AudioError(f"cannot open output {device.name!r} at {rate} Hz x{channels}: {exc}") from exc
-        return _PyAudioOutput(stream)
+        return _PyAudioOutput(self._open("output", rate, channels, frames_per_buffer))
 
     def close(self) -> None:
         self._pa.terminate()
