@@ -144,14 +144,27 @@ def test_an_unreachable_server_only_costs_the_answer(make_rig):
     assert list(rig.config.runtime_dir.iterdir()) == []
 
 
-def test_a_corrupt_answer_is_an_error_not_a_crash(make_rig, fake_server):
-    fake_server.answer_override = build_container(24000, 1, [b"\x00" * 10])[:-4]  # truncated mid-packet
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (build_container(24000, 1, [b"\x00" * 10])[:-4], "stream truncated"),
+        (b"<html>502 Bad Gateway</html>", "is not an Opus rate"),
+        (build_container(24000, 1, [b"\xff" * 7]), "libopus cannot decode a 7-byte packet"),
+    ],
+    ids=["truncated", "html", "undecodable"],
+)
+def test_a_corrupt_answer_is_an_error_not_a_crash(make_rig, fake_server, caplog, answer, message):
+    fake_server.answer_override = answer
     rig = make_rig(fake_server.url)
     rig.record(0.5)
     fake_server.wait_for("/api/v1/process", completed=True)
     rig.wait_state(IDLE)
-    fake_server.answer_override = b"<html>502 Bad Gateway</html>"
-    rig.record(0.5)
+    assert any(
+        r.getMessage().startswith("interaction failed: ") and message in r.getMessage()
+        for r in caplog.records
+    )
+    rig.audio.wait(lambda a: a.frames_played >= 4 * BEEP_FRAMES, what="the error beep")
+    rig.record(0.5)  # and the next press works as ever
     fake_server.wait_for("/api/v1/process", count=2, completed=True)
     rig.wait_state(IDLE)
 

@@ -20,13 +20,12 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from voice_client import beeps, sysinfo, version
 from voice_client.audio import AudioBackend, AudioError
-from voice_client.codec import UPLOAD_RATE, OpusDecoder, encode_recording
+from voice_client.codec import UPLOAD_RATE, CodecError, OpusDecoder, encode_recording
 from voice_client.config import Config
 from voice_client.container import ContainerError, ContainerParser, encode_container
 from voice_client.hardware import Controls
@@ -109,8 +108,8 @@ class Interaction:
                 return
             if answer.session_id:
                 client.remember_session(answer.session_id)
-            if answer.transcription:
-                log.info("heard: %s", answer.transcription)
+            if answer.transcription:  # what the user said: not for the journal at INFO
+                log.debug("heard: %s", answer.transcription)
             self._play(answer)
         finally:
             answer.close()
@@ -131,7 +130,9 @@ class Interaction:
                         if decoder is None:  # pragma: no cover - packets only follow a header
                             raise ContainerError("a packet arrived before the header")
                         playback.feed(decoder.decode(packet))
-            except Exception as exc:
+            except (ContainerError, CodecError):
+                raise  # the bytes arrived but are not a valid answer: their message says why
+            except Exception as exc:  # requests/urllib3 errors: reset, timeout, aborted by cancel()
                 if self.cancelled.is_set():
                     return
                 raise ServerError(f"the answer stopped downloading: {type(exc).__name__}: {exc}") from exc
@@ -155,7 +156,6 @@ class VoiceClient:
         *,
         pin_factory: Any = None,
         bounce_time: float | None = 0.05,
-        server_factory: Callable[[], VoiceServer] | None = None,
     ) -> None:
         self.config = config
         self.device_uuid = device_uuid
@@ -171,7 +171,6 @@ class VoiceClient:
         self._prepared = threading.Event()
         self._prepared.set()
         self._volume_dirty = False
-        self._server_factory = server_factory or self._default_server
         self.last_press_latency: float | None = None
         self.recordings_started = 0
 
@@ -195,20 +194,18 @@ class VoiceClient:
             config.max_recording_seconds,
             on_limit=lambda: self.post("limit", None),
         )
-        self._heartbeat_server = self._server_factory()
+        self._heartbeat_server = self.make_server()
         self.heartbeat = Heartbeat(
             self._heartbeat_server.heartbeat, self.heartbeat_payload, config.heartbeat_interval
         )
         self._thread = threading.Thread(target=self._loop, name="controller", daemon=True)
 
     # -- wiring -----------------------------------------------------------------
-    def _default_server(self) -> VoiceServer:
+    def make_server(self) -> VoiceServer:
+        """A client of the voice server for one thread (requests sessions are not shared)."""
         return VoiceServer(
             self.config.server_url, self.device_uuid, self.config.server_api_key, self.config.server_timeout
         )
-
-    def make_server(self) -> VoiceServer:
-        return self._server_factory()
 
     def post(self, kind: str, value: Any) -> None:
         self._events.put((kind, value))

@@ -144,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IdentityError as exc:
         _error(str(exc))
         return EXIT_FAIL
+    except BrokenPipeError:  # `voice-client status | head -1`: the reader went away
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAIL
     except OSError as exc:  # e.g. a state directory the user cannot create
         _error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return EXIT_FAIL

@@ -18,6 +18,11 @@ with warnings.catch_warnings():
 
 from voice_client.container import OPUS_RATES
 
+
+class CodecError(ValueError):
+    """libopus refused a packet (the answer is corrupt)."""
+
+
 UPLOAD_RATE = 24000
 FRAME_MS = 20
 _MAX_FRAME_MS = 120  # the longest frame an Opus packet can hold
@@ -100,7 +105,10 @@ class OpusDecoder:
         self._max_frame = self.decode_rate * _MAX_FRAME_MS // 1000
 
     def decode(self, packet: bytes) -> np.ndarray:
-        raw = self._decoder.decode(packet, self._max_frame)
+        try:
+            raw = self._decoder.decode(packet, self._max_frame)
+        except opuslib.OpusError as exc:
+            raise CodecError(f"libopus cannot decode a {len(packet)}-byte packet: {exc}") from exc
         pcm = np.frombuffer(raw, dtype="<i2").reshape(-1, self.stream_channels)
         if self.decode_rate != self.out_rate:
             mono = pcm.mean(axis=1).astype(np.float32) / 32768.0
