@@ -39,7 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 HEADER = struct.Struct("<IBI")
 LENGTH = struct.Struct("<H")
@@ -228,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "")
         if content_type.startswith("multipart/form-data"):
             _parse_multipart(content_type, body, record)
+        elif content_type.startswith("application/x-www-form-urlencoded"):
+            record.form = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
         elif content_type.startswith("application/json"):
             try:
                 record.json = json.loads(body or b"null")

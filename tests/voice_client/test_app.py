@@ -273,9 +273,14 @@ def test_a_new_session_from_the_server_is_kept(make_rig, fake_server):
     rig.record(0.5)
     fake_server.wait_for("/api/v1/process", completed=True)
     rig.wait_state(IDLE)
+    first = fake_server.session_id
     fake_server.session_id = str(uuid.uuid4())
     rig.record(0.5)
     fake_server.wait_for("/api/v1/process", count=2, completed=True)
     rig.wait_state(IDLE)
     assert rig.client.session_id() == fake_server.session_id
     assert (rig.config.state_dir / "session_id").read_text().strip() == fake_server.session_id
+    # prepare carries the session the device holds (none at first), as Javia's server expects.
+    prepares = fake_server.of_path("/api/v1/prepare")
+    assert "session_id" not in prepares[0].form
+    assert prepares[1].form["session_id"] == first
