@@ -7,7 +7,7 @@
 #   voice_client/lock.sh            (uv from the controller venv, or UV=/path/to/uv)
 #
 # The header repeats the dependency list the lock was made from;
-# tests/voice_client/test_lock.py fails when pyproject.toml no longer matches it.
+# tests/voice_client/test_client_lock.py fails when pyproject.toml no longer matches it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 uv=${UV:-$here/../.venv/bin/uv}
