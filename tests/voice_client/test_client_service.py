@@ -238,3 +238,12 @@ def test_sd_notify_reaches_an_abstract_socket_and_is_quiet_without_systemd():
         assert sock.recv(64) == b"READY=1"
     assert sd_notify("READY=1", {}) is False
     assert sd_notify("READY=1", {"NOTIFY_SOCKET": "relative/path"}) is False
+
+
+def test_run_without_usable_gpio_says_which_setting_to_change(tmp_path, device):
+    # The native factory needs a Raspberry Pi's /proc/device-tree: absent on the controller.
+    env_file = write_env_file(tmp_path, GPIO_PIN_FACTORY="native")
+    result = cli("run", "--env-file", str(env_file), env=device)
+    assert result.returncode == 1
+    assert "GPIO_PIN_FACTORY='native' cannot start" in result.stderr
+    assert "use mock" in result.stderr
