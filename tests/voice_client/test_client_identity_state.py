@@ -189,6 +189,16 @@ def test_status_reads_state_files_only(tmp_path, capsys):
     assert status["last_activity"].startswith("2020-") and status["last_activity"].endswith("+00:00")
     assert status["idle_seconds"] > 86400
 
+    # Nor is one written before a reboot, even if its pid now belongs to a live process.
+    store.save_activity(Activity(utc_now(), True, "recording", os.getpid()))
+    data = json.loads((store_dir / "activity.json").read_text())
+    assert data["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    data["boot_id"] = "00000000-0000-0000-0000-000000000000"
+    (store_dir / "activity.json").write_text(json.dumps(data))
+    assert main(_cli(tmp_path, "status", "--json")) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["busy"] is False and status["service_pid"] is None
+
 
 def test_status_of_a_never_used_device(tmp_path, capsys):
     (tmp_path / "state").mkdir()

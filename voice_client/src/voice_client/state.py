@@ -81,6 +81,14 @@ def atomic_create(path: Path, data: bytes | str, mode: int = 0o600) -> bool:
     return True
 
 
+def boot_id() -> str | None:
+    """This boot's id: a pid in activity.json only means something within the boot that wrote it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -100,6 +108,7 @@ class Activity:
     busy: bool
     state: str = "idle"
     pid: int | None = None
+    boot_id: str | None = None  # of the boot that wrote it (stamped on save)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +116,7 @@ class Activity:
             "busy": self.busy,
             "state": self.state,
             "pid": self.pid,
+            "boot_id": boot_id(),
             "updated": iso(utc_now()),
         }
 
@@ -172,11 +182,13 @@ class StateStore:
         if moment is not None and moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         pid = data.get("pid") if isinstance(data, dict) else None
+        boot = data.get("boot_id") if isinstance(data, dict) else None
         return Activity(
             last_activity=moment,
             busy=bool(data.get("busy")) if isinstance(data, dict) else False,
             state=str(data.get("state", "unknown")) if isinstance(data, dict) else "unknown",
             pid=pid if isinstance(pid, int) else None,
+            boot_id=boot if isinstance(boot, str) else None,
         )
 
     def save_activity(self, activity: Activity) -> None:

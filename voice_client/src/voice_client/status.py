@@ -13,12 +13,14 @@ from typing import Any
 from voice_client import version
 from voice_client.config import Config
 from voice_client.identity import read_identity
-from voice_client.state import StateStore, iso, utc_now
+from voice_client.state import StateStore, boot_id, iso, utc_now
 
 
-def _alive(pid: int | None) -> bool:
+def _alive(pid: int | None, written_in_boot: str | None) -> bool:
     if pid is None or pid <= 0:
         return False
+    if written_in_boot is not None and written_in_boot != boot_id():
+        return False  # written before a reboot: that pid is someone else now
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -32,8 +34,8 @@ def collect_status(config: Config) -> dict[str, Any]:
     """The status document (raises IdentityError for an unusable identity file)."""
     store = StateStore(config.state_dir)
     activity = store.load_activity()
-    busy = activity.busy and _alive(activity.pid)
-    running = _alive(activity.pid)
+    running = _alive(activity.pid, activity.boot_id)
+    busy = activity.busy and running
     idle_seconds: int | None
     if busy:
         idle_seconds = 0
