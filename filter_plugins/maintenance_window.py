@@ -340,16 +340,14 @@ def _host_names(hosts: object, filter_name: str) -> list[str]:
             f"{filter_name}: expects a list of inventory host names (e.g. ansible_play_hosts_all), "
             f"got {type(hosts).__name__} {_show(hosts)}"
         )
-    names: list[str] = []
+    names: dict[str, None] = {}  # ordered and duplicate-free
     for host in hosts:
         if not isinstance(host, str):
             raise AnsibleFilterError(
                 f"{filter_name}: host names must be strings, got {type(host).__name__} {_show(host)}"
             )
-        name = str.__str__(host)
-        if name not in names:
-            names.append(name)
-    return names
+        names[str.__str__(host)] = None
+    return list(names)
 
 
 def _host_timezone(hostvars: Mapping[str, Any], host: str, timezone_var: str) -> tuple[object, str | None]:
