@@ -29,8 +29,10 @@ description:
     C(/rest/v1/)) with supabase-py and makes one host per device row.
   - The configuration file name must end in C(supabase.yml) or C(supabase.yaml).
   - Only the columns the inventory needs are read, the status filter runs on the server, and rows are
-    read in pages of O(page_size) ordered by C(device_uuid). The first page asks for the row count, so
-    N devices take ceil(N / page_size) requests and no extra request is needed to find the end.
+    read in pages of O(page_size) (or fewer, when the server caps its answers) ordered by
+    C(device_uuid). The first page asks for the row count, so N devices take ceil(N / page) requests
+    (one for an empty fleet); no extra request looks for the end, and a server cap below O(page_size)
+    loses no device.
   - "Hostname: the C(device_name), with surrounding whitespace removed; the C(device_uuid) when the name
     is null or blank. When several devices resolve to the same hostname, the one registered first
     (C(registered_at), then the smaller C(device_uuid)) keeps it and each other one becomes
@@ -524,11 +526,11 @@ class RegistryReader:
                 previous_first = first
                 rows.extend(page)
                 offset += len(page)
-                # The count says where the end is; a server that caps pages below page_size
-                # (db-max-rows) only makes pages shorter. Without a count, a short page ends it.
+                # The count says where the end is, so the last page is the last request. A page
+                # shorter than asked for is no end: servers cap pages (db-max-rows, 1000 on
+                # Supabase) below page_size. Without a count (a proxy dropped Content-Range),
+                # only an empty page is the end.
                 if not page or (total is not None and offset >= total):
-                    break
-                if total is None and len(page) < s.page_size:
                     break
         display.vvv(
             f"supabase_devices: {len(rows)} row(s) of {s.table!r} from {s.shown_url} "

@@ -488,9 +488,9 @@ def test_a_key_given_in_the_config_is_never_shown_even_at_vvvv(stack_env, tmp_pa
     assert failed.returncode != 0
     assert "refused the key" in failed.stderr
     assert key not in failed.output
-    ok = inventory(stack_env, config, "-vvvv", env={"SUPABASE_SERVICE_KEY": None, "SUPABASE_URL": None})
-    assert "no registry URL" in ok.stderr
-    assert key not in ok.output
+    no_url = inventory(stack_env, config, "-vvvv", env={"SUPABASE_SERVICE_KEY": None, "SUPABASE_URL": None})
+    assert "no registry URL" in no_url.stderr
+    assert key not in no_url.output
 
 
 def test_the_service_key_is_never_shown_at_vvvv(empty_registry, stack_env, tmp_path):

@@ -153,21 +153,6 @@ def test_a_row_without_device_uuid_is_skipped(uuid):
     assert findings[plugin.NO_UUID] == ["device_name 'kitchen'"]
 
 
-def test_host_vars_are_exactly_the_documented_ones():
-    result, _ = device()
-    assert set(result.hostvars) == {
-        "device_uuid",
-        "device_name",
-        "timezone",
-        "timezone_valid",
-        "device_status",
-        "current_version",
-        "last_seen",
-        "metadata",
-        "ansible_host",
-    }
-
-
 def test_repeated_rows_for_one_device_count_once():
     findings = plugin.Findings()
     devices = plugin.devices_from_rows([row("b"), row("a"), row("b")], ZONES, findings)
