@@ -189,7 +189,8 @@ def _epoch(now: object, filter_name: str) -> float:
             raise AnsibleFilterError(
                 f"{filter_name}: now must be timezone-aware, got the naive datetime "
                 f"{_show(now.isoformat())}; "
-                "attach a zone or pass an ISO 8601 string with an offset such as '2026-03-08T07:00:00Z'"
+                "leave now unset for the current time, or pass an ISO 8601 string with an offset "
+                "(Ansible's now() is naive: use now(utc=true).isoformat() ~ 'Z')"
             )
         seconds = now.timestamp()
     elif isinstance(now, str):
