@@ -56,6 +56,22 @@ stack-down: ## Stop the local registry (data and keys are kept)
 stack-clean: stack-down ## Stop the registry and delete its data and keys
 	rm -rf .stack
 
+# The simulated fleet (tools/fleet.py): N devices, ARM64=1 makes the last one aarch64.
+N ?= 5
+ARM64 ?= 0
+
+.PHONY: fleet-up
+fleet-up: bed stack-up ## Simulated fleet of N "Pis" (default 5; ARM64=1: last one aarch64), registry rows, inventory
+	@.venv/bin/python tools/fleet.py up --count $(N) $(if $(filter 1,$(ARM64)),--arm64)
+
+.PHONY: fleet-down
+fleet-down: setup ## Remove the simulated fleet, its registry rows and known_hosts entries (key and images kept)
+	@.venv/bin/python tools/fleet.py down
+
+.PHONY: fleet-status
+fleet-status: setup ## One line per simulated device: arch, port, state, systemd, timezone, device_uuid
+	@.venv/bin/python tools/fleet.py status
+
 .PHONY: lint
 lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
 	yamllint -s .
