@@ -27,7 +27,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -62,6 +61,7 @@ except ImportError:  # run with the system python: use the controller venv inste
 
 DATA = Path(__file__).resolve().parent / "fleet"
 PROVISION_SCRIPT = DATA / "provision-device.sh"
+VOICE_PROVISION_SCRIPT = DATA / "provision-voice-server.sh"
 VOICE_UNIT = DATA / "vf-voice-server.service"
 VOICE_SERVER_SCRIPT = ROOT / "tests" / "fakes" / "voice_server.py"
 BED = ROOT / "scripts" / "bed.sh"
@@ -74,8 +74,6 @@ MAX_DEVICES = 99
 # What the devices call the voice server (a network alias on the fleet's network).
 VOICE_ALIAS = "vf-voice-server"
 VOICE_PORT = 8080
-VOICE_DIR = "/opt/vf-voice-server"
-VOICE_UNIT_NAME = "vf-voice-server.service"
 IDENTITY_FILE = "/var/lib/voice-client/device_uuid"
 # A mix of offsets, half-hour and quarter-hour zones and both hemispheres, so a
 # 2 AM maintenance window opens at different instants across the fleet.
@@ -537,10 +535,6 @@ def run_container(name: str, image: str, fleet: Fleet, labels_: dict[str, str], 
     )
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def ensure_voice_server(fleet: Fleet, image: str, existing: dict[str, Any] | None) -> list[str]:
     name = fleet.voice_server
     changes = []
@@ -560,60 +554,13 @@ def ensure_voice_server(fleet: Fleet, image: str, existing: dict[str, Any] | Non
         docker("start", name, what=f"starting {name}")
         changes.append("started")
     wait_for_systemd(name, BOOT_TIMEOUT["amd64"])
-    files = {
-        VOICE_SERVER_SCRIPT: f"{VOICE_DIR}/voice_server.py",
-        VOICE_UNIT: f"/etc/systemd/system/{VOICE_UNIT_NAME}",
-    }
-    sums = docker_exec(
-        name,
-        f"sha256sum {' '.join(files.values())} 2>/dev/null || true",
-        what=f"checking the voice server in {name}",
-    )
-    have = {line.split()[1]: line.split()[0] for line in sums.splitlines() if len(line.split()) == 2}
-    copied = False
-    for local, remote in files.items():
-        if have.get(remote) != sha256_file(local):
-            docker(
-                "exec",
-                name,
-                "install",
-                "-d",
-                "-m",
-                "0755",
-                str(Path(remote).parent),
-                what="making directories",
-            )
-            docker("cp", str(local), f"{name}:{remote}", what=f"copying {local.name} into {name}")
-            docker("exec", name, "chmod", "0644", remote, what=f"chmod {remote}")
-            changes.append(f"installed {local.name}")
-            copied = True
-    unit = VOICE_UNIT_NAME
-    script = "\n".join(
-        [
-            "set -e",
-            "systemctl daemon-reload" if copied else "",
-            f"systemctl is-enabled --quiet {unit} || {{ systemctl enable --quiet {unit}; echo enabled; }}",
-            f"systemctl restart {unit}; echo restarted"
-            if copied
-            else f"systemctl is-active --quiet {unit} || {{ systemctl start {unit}; echo started; }}",
-        ]
-    )
-    changes += docker_exec(name, script, what=f"starting the voice server in {name}").split()
-    probe = f"timeout 2 bash -c '</dev/tcp/127.0.0.1/{VOICE_PORT}'"
-    try:
-        wait_until(
-            f"the voice server to listen in {name}",
-            lambda: (
-                run(["docker", "exec", name, "bash", "-c", probe], what="probe", check=False).returncode == 0
-            ),
-            30,
-        )
-    except FleetError:
-        raise FleetError(
-            f"the voice server in {name} does not listen on :{VOICE_PORT}; "
-            f"see `docker exec {name} journalctl -u {VOICE_UNIT_NAME}`"
-        ) from None
-    return changes
+    # To /var/tmp: `docker cp` writes to the container's own file system, below its tmpfs mounts.
+    for local in (VOICE_SERVER_SCRIPT, VOICE_UNIT):
+        docker("cp", str(local), f"{name}:/var/tmp/{local.name}", what=f"copying {local.name} into {name}")
+    out = docker_exec(name, VOICE_PROVISION_SCRIPT.read_text(), what=f"installing the voice server in {name}")
+    return changes + [
+        line.removeprefix("changed ") for line in out.splitlines() if line.startswith("changed ")
+    ]
 
 
 # --- devices -----------------------------------------------------------------------
@@ -633,8 +580,8 @@ def needs_recreate(info: dict[str, Any], dev: Device, fleet: Fleet) -> str | Non
     return None
 
 
-def scan_host_keys(dev: Device, timeout: float) -> list[str]:
-    """The host keys sshd on 127.0.0.1:port presents, checked against the container's own files."""
+def scan_host_keys(dev: Device, own_keys: set[tuple[str, str]], timeout: float) -> list[str]:
+    """The host keys sshd on 127.0.0.1:port presents, each checked against the container's own files."""
     scanned: list[str] = []
 
     def answered() -> bool:
@@ -655,13 +602,11 @@ def scan_host_keys(dev: Device, timeout: float) -> list[str]:
             f"sshd of {dev.name} does not answer on 127.0.0.1:{dev.port}; "
             f"see `docker exec {dev.name} journalctl -u ssh`"
         ) from None
-    own = docker_exec(dev.name, "cat /etc/ssh/ssh_host_*_key.pub", what=f"reading {dev.name}'s host keys")
-    own_keys = {tuple(line.split()[:2]) for line in own.splitlines() if line.strip()}
     for line in scanned:
-        key = tuple(line.split()[1:3])
-        if key not in own_keys:
+        kind, key = line.split()[1:3]
+        if (kind, key) not in own_keys:
             raise FleetError(
-                f"127.0.0.1:{dev.port} presents a {key[0]} host key that {dev.name} does not have: "
+                f"127.0.0.1:{dev.port} presents a {kind} host key that {dev.name} does not have: "
                 "something else answers on that port"
             )
     return scanned
@@ -711,22 +656,42 @@ def ensure_device(fleet: Fleet, dev: Device, existing: dict[str, Any] | None, pu
         env={"FLEET_PUBKEY": pubkey, "FLEET_UUID": candidate},
         timeout=BOOT_TIMEOUT[dev.arch],
     )
-    facts = {}
+    facts, own_keys = {}, set()
     for line in out.splitlines():
         word, _, rest = line.partition(" ")
         if word == "changed":
             changes.append(rest)
-        elif word in ("device_uuid", "architecture"):
+        elif word == "hostkey":
+            kind, _, key = rest.partition(" ")
+            own_keys.add((kind, key.strip()))
+        elif word in ("device_uuid", "architecture", "sudo"):
             facts[word] = rest.strip()
+    if facts.get("sudo") != "ok":
+        why = facts.get("sudo", "no answer").removeprefix("broken ")
+        raise FleetError(f"{dev.name}: pi cannot use sudo ({why}){binfmt_hint(dev)}")
     uuid = facts.get("device_uuid", "")
     if not UUID_RE.match(uuid):
         raise FleetError(
             f"{dev.name}: {IDENTITY_FILE} holds {uuid!r}, not a UUID7; it is never replaced: "
             f"fix it by hand or remove the device (`docker rm -f {dev.name}`) and run `fleet up` again"
         )
-    keys = scan_host_keys(dev, BOOT_TIMEOUT[dev.arch])
+    keys = scan_host_keys(dev, own_keys, BOOT_TIMEOUT[dev.arch])
     return Ready(
         device=dev, uuid=uuid, machine=facts.get("architecture", "?"), host_keys=keys, changes=changes
+    )
+
+
+def binfmt_hint(dev: Device) -> str:
+    """Why setuid programs fail in an emulated device, when that is the reason."""
+    handler = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    if dev.arch != "arm64" or not handler.exists():
+        return ""
+    flags = next((ln.split()[1] for ln in handler.read_text().splitlines() if ln.startswith("flags:")), "")
+    if "C" in flags:
+        return ""
+    return (
+        f"; the qemu-aarch64 binfmt handler runs setuid programs such as sudo without their privileges "
+        f"(flags: {flags or 'none'}; it needs C): scripts/bed.sh must register it with the C flag"
     )
 
 

@@ -6,8 +6,9 @@
 #
 # Environment: FLEET_PUBKEY (one authorized_keys line), FLEET_UUID (the identity
 # to write when the device has none yet; an existing file is never touched).
-# Output: one `changed <what>` line per change, then `device_uuid <value>` and
-# `architecture <uname -m>`. Idempotent.
+# Output: one `changed <what>` line per change, then `device_uuid <value>`,
+# `architecture <uname -m>`, `sudo ok` (or `sudo broken <why>`) and one
+# `hostkey <type> <base64>` per SSH host key. Idempotent.
 set -euo pipefail
 
 changed() { echo "changed $*"; }
@@ -97,3 +98,13 @@ if [[ ! -e $state/device_uuid ]]; then
 fi
 echo "device_uuid $(head -n1 "$state/device_uuid")"
 echo "architecture $(uname -m)"
+# sudo is setuid root: under qemu-user emulation it works only when the binfmt
+# handler passes the program's credentials on (flag C).
+if why=$(runuser -u pi -- sudo -n true 2>&1); then
+    echo "sudo ok"
+else
+    echo "sudo broken ${why//$'\n'/ }"
+fi
+for pub in /etc/ssh/ssh_host_*_key.pub; do
+    echo "hostkey $(cut -d' ' -f1,2 "$pub")"
+done
