@@ -104,6 +104,7 @@ SYSTEMD_RUN_OPTIONS = (
     "--stop-signal=SIGRTMIN+3",
 )
 LABEL = "org.voice-fleet"
+KEY_COMMENT = "voice-fleet simulated fleet"
 BOOT_TIMEOUT = {"amd64": 90.0, "arm64": 300.0}
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
@@ -399,26 +400,13 @@ def ensure_key(fleet: Fleet, report: Report) -> str:
     fleet.state_dir.chmod(0o700)
     pub = fleet.key.with_name(fleet.key.name + ".pub")
     if not fleet.key.exists():
-        run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "voice-fleet simulated",
-                "-f",
-                str(fleet.key),
-            ],
-            what="generating the fleet's SSH key",
-        )
+        keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", KEY_COMMENT, "-f", str(fleet.key)]
+        run(keygen, what="generating the fleet's SSH key")
         report.change(f"key: generated {display_path(fleet.key)}")
     fleet.key.chmod(0o600)
     if not pub.exists():
         proc = run(["ssh-keygen", "-y", "-f", str(fleet.key)], what=f"reading {fleet.key}")
-        write_if_changed(pub, proc.stdout.strip() + " voice-fleet simulated\n", 0o644)
+        write_if_changed(pub, f"{proc.stdout.strip()} {KEY_COMMENT}\n", 0o644)
     return pub.read_text().strip()
 
 
@@ -1041,7 +1029,8 @@ def down(fleet: Fleet) -> None:
             for uuid, name in gone:
                 report.change(f"registry: removed {name} ({uuid})")
     what = "down" if report.changed else "down already, nothing to remove"
-    say(f"fleet {fleet.prefix}: {what} (kept: the SSH key {display_path(fleet.key)} and the images)")
+    kept = f"the SSH key {display_path(fleet.key)} and the images" if fleet.key.exists() else "the images"
+    say(f"fleet {fleet.prefix}: {what} (kept: {kept})")
 
 
 def describe(fleet: Fleet) -> list[dict[str, Any]]:
