@@ -125,7 +125,9 @@ def parse_lock(text: str, source: str = "requirements.lock") -> list[Locked]:
         if not hashes:
             raise WheelhouseError(f"{source}: {req.name} has no --hash (the lock must be hashed)")
         result.append(
-            Locked(canonicalize_name(req.name), pins[0].version, hashes, str(req.marker) if req.marker else None)
+            Locked(
+                canonicalize_name(req.name), pins[0].version, hashes, str(req.marker) if req.marker else None
+            )
         )
     return result
 
@@ -142,12 +144,16 @@ class Target:
     @classmethod
     def from_arg(cls, value: object) -> Target:
         if not isinstance(value, dict):
-            raise WheelhouseError(f"platforms: each entry must be a mapping with arch, python, glibc; got {value!r}")
+            raise WheelhouseError(
+                f"platforms: each entry must be a mapping with arch, python, glibc; got {value!r}"
+            )
         arch = str(value.get("arch", ""))
         python = str(value.get("python", ""))
         glibc = str(value.get("glibc", ""))
         if arch not in SUPPORTED_ARCHES:
-            raise WheelhouseError(f"platform arch {arch!r} is not supported; supported: {', '.join(SUPPORTED_ARCHES)}")
+            raise WheelhouseError(
+                f"platform arch {arch!r} is not supported; supported: {', '.join(SUPPORTED_ARCHES)}"
+            )
         if not re.fullmatch(r"3\.\d{1,2}", python):
             raise WheelhouseError(f"platform python {python!r} must look like 3.11")
         if not re.fullmatch(r"2\.\d{1,2}", glibc):
@@ -186,6 +192,9 @@ class Target:
         if self.arch == "x86_64":
             platforms += [f"manylinux_2_{m}_x86_64" for m in (12, 5)]
             platforms += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+        if self.arch == "armv7l":
+            # PyPI accepts plain linux_armv7l wheels (for Raspberry Pi OS), e.g. lgpio's.
+            platforms.append("linux_armv7l")
         version = tuple(int(x) for x in self.python.split("."))
         return [
             *cpython_tags(version, abis=[self.abi], platforms=platforms),
@@ -233,7 +242,9 @@ class Index:
 
     def files(self, name: str) -> list[dict]:
         page = f"{self.url.rstrip('/')}/{name}/"
-        request = urllib.request.Request(page, headers={"Accept": SIMPLE_JSON})
+        if not page.startswith(("https://", "http://127.0.0.1")):
+            raise WheelhouseError(f"the package index must be https:// (or a loopback mirror), got {page}")
+        request = urllib.request.Request(page, headers={"Accept": SIMPLE_JSON})  # noqa: S310 (checked above)
         try:
             with urllib.request.urlopen(request, timeout=60, context=self.context) as response:  # noqa: S310
                 document = json.load(response)
@@ -311,12 +322,20 @@ def run_pip_wheel(target: str, out_dir: Path, what: str) -> Path:
         return dest
 
 
+def _is_debris(rel: Path) -> bool:
+    return bool(SKIP_SOURCE_PARTS & set(rel.parts)) or any(part.endswith(".egg-info") for part in rel.parts)
+
+
+def _ignore_debris(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in SKIP_SOURCE_PARTS or n.endswith(".egg-info")}
+
+
 def source_digest(source: Path) -> str:
     """sha256 over the client's source files (names and contents), build debris left out."""
     digest = hashlib.sha256()
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         rel = path.relative_to(source)
-        if SKIP_SOURCE_PARTS & set(rel.parts) or any(part.endswith(".egg-info") for part in rel.parts):
+        if _is_debris(rel):
             continue
         digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -359,7 +378,8 @@ class Wheelhouse:
         """For each requirement, the index file to use on this platform (wheel or sdist)."""
         preferred = {tag: i for i, tag in enumerate(target.tags())}
         with ThreadPoolExecutor(max_workers=8) as pool:
-            listings = dict(zip([r.name for r in wanted], pool.map(self.index.files, [r.name for r in wanted])))
+            names = [r.name for r in wanted]
+            listings = dict(zip(names, pool.map(self.index.files, names), strict=True))
         chosen = {}
         for req in wanted:
             best: tuple[int, dict] | None = None
@@ -370,9 +390,13 @@ class Wheelhouse:
                     continue
                 filename = entry["filename"]
                 if filename.endswith(".whl"):
-                    name, version, _, _ = parse_wheel_filename(filename)
+                    _, version, _, _ = parse_wheel_filename(filename)
                     rank = wheel_rank(filename, preferred)
-                    if rank is not None and version == Version(req.version) and (best is None or rank < best[0]):
+                    if (
+                        rank is not None
+                        and version == Version(req.version)
+                        and (best is None or rank < best[0])
+                    ):
                         best = (rank, entry)
                 elif filename.endswith((".tar.gz", ".zip")):
                     _, version = parse_sdist_filename(filename)
@@ -417,7 +441,12 @@ class Wheelhouse:
         out = self.cache / "client" / f"{version}-{digest[:16]}"
         wheels = sorted(out.glob("*.whl")) if out.exists() else []
         if not wheels and not self.check_mode:
-            wheels = [run_pip_wheel(str(source), out, f"the voice client from {source}")]
+            # Build from a clean copy: setuptools leaves build/ and *.egg-info in the tree it builds.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+                copy = Path(tmp) / "src"
+                shutil.copytree(source, copy, ignore=_ignore_debris)
+                wheels = [run_pip_wheel(str(copy), out, f"the voice client from {source}")]
             self.changed = True
         return version, (wheels[0] if wheels else None), digest
 
@@ -491,7 +520,9 @@ class Wheelhouse:
             # Every file the device needs, with the hash it must have. The
             # client wheel keeps its own folder: its file name stays the same
             # when its source changes without a version bump.
-            files = {p.name: {"path": str(p), "sha256": sha256_file(p)} for p in sorted(wheel_dir.glob("*.whl"))}
+            files = {
+                p.name: {"path": str(p), "sha256": sha256_file(p)} for p in sorted(wheel_dir.glob("*.whl"))
+            }
             files[client_wheel.name] = {"path": str(client_wheel), "sha256": client_sha}
             names = [line.split("==")[0] for line in text.splitlines() if line and not line.startswith("#")]
             result.update(
@@ -546,7 +577,9 @@ class ActionModule(ActionBase):
                 raise WheelhouseError(f"{source} is not the voice client's source (no pyproject.toml)")
             targets = sorted({Target.from_arg(p) for p in args["platforms"]}, key=lambda t: t.key)
             index_url = str(args.get("index_url") or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX)
-            house = Wheelhouse(Path(str(args["cache_dir"])).expanduser(), Index(index_url), self._task.check_mode)
+            house = Wheelhouse(
+                Path(str(args["cache_dir"])).expanduser(), Index(index_url), self._task.check_mode
+            )
             reqs = parse_lock(lock.read_text(), str(lock))
             with house.locked():
                 client = house.client_wheel(source)
