@@ -2,8 +2,10 @@
 
 Scenarios are discovered: roles/<role>/molecule/<scenario>/ and
 molecule/<scenario>/. A scenario's molecule.yml may carry a line
-`# pytest-marks: slow` to join more marker groups, and `# pytest-secrets: VALUE`
-lines naming secrets that must never appear in the run's output.
+`# pytest-marks: slow` to join more marker groups, `# pytest-secrets: VALUE`
+lines naming secrets that must never appear in the run's output, and
+`# pytest-needs: stack` to run with the local registry's SUPABASE_* settings
+(whose keys then must never appear in the output either).
 
     make molecule               all of them
     make molecule S=smoke       the ones whose id contains "smoke"
@@ -41,7 +43,9 @@ class Scenario:
     def directive(self, name: str) -> list[str]:
         """Words after `# pytest-<name>:` lines of the scenario's molecule.yml."""
         text = (self.project / "molecule" / self.name / "molecule.yml").read_text()
-        return [w for m in re.finditer(rf"^# pytest-{name}:(.*)$", text, re.MULTILINE) for w in m.group(1).split()]
+        return [
+            w for m in re.finditer(rf"^# pytest-{name}:(.*)$", text, re.MULTILINE) for w in m.group(1).split()
+        ]
 
     @property
     def marks(self) -> list[pytest.MarkDecorator]:
@@ -61,7 +65,7 @@ SCENARIOS = discover()
 @pytest.mark.molecule
 @pytest.mark.docker
 @pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id, marks=s.marks) for s in SCENARIOS])
-def test_scenario(scenario: Scenario, bed_image: str) -> None:
+def test_scenario(scenario: Scenario, bed_image: str, request: pytest.FixtureRequest) -> None:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = LOG_DIR / (scenario.id.replace("/", "__") + ".log")
     env = {
@@ -73,6 +77,12 @@ def test_scenario(scenario: Scenario, bed_image: str) -> None:
         "ANSIBLE_FORCE_COLOR": "0",
         "NO_COLOR": "1",
     }
+    secrets = scenario.directive("secrets")
+    if "stack" in scenario.directive("needs"):
+        # The registry's settings reach the plays as the operators' do: SUPABASE_* variables.
+        stack = request.getfixturevalue("stack_env")
+        env.update(stack)
+        secrets += [stack["SUPABASE_SERVICE_KEY"], stack["SUPABASE_ANON_KEY"]]
     with log.open("w") as out:
         proc = subprocess.run(
             ["molecule", "test", "-s", scenario.name],
