@@ -45,8 +45,21 @@ ensure_binfmt() {
             || die "cannot mount binfmt_misc: $arch images need it to run"
     fi
     update-binfmts --enable >/dev/null 2>&1 || true
-    [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] \
-        || die "no binfmt handler for $arch after installing qemu-user-static"
+    local handler=/proc/sys/fs/binfmt_misc/qemu-aarch64
+    [[ -e $handler ]] || die "no binfmt handler for $arch after installing qemu-user-static"
+    # sudo in an emulated container needs the setuid bit honoured: flag C
+    # (credentials from the binary, which needs O). Debian registers PF only.
+    if ! grep -q '^flags: .*C' "$handler"; then
+        local interpreter offset magic mask
+        interpreter=$(sed -n 's/^interpreter //p' "$handler")
+        offset=$(sed -n 's/^offset //p' "$handler")
+        magic=$(sed -n 's/^magic //p' "$handler" | sed 's/../\\x&/g')
+        mask=$(sed -n 's/^mask //p' "$handler" | sed 's/../\\x&/g')
+        echo -1 >"$handler"
+        printf ':qemu-aarch64:M:%s:%s:%s:%s:OCPF' "$offset" "$magic" "$mask" "$interpreter" \
+            >/proc/sys/fs/binfmt_misc/register \
+            || die "cannot register the qemu-aarch64 handler with flag C (sudo in arm64 devices needs it)"
+    fi
 }
 
 build_image() {
@@ -75,6 +88,8 @@ ensure_image() {
     local arch=${1:-$(native_arch)} tag
     tag=$(image_tag "$arch")
     ensure_docker
+    # Running an arm64 image needs the emulator too, not only building one.
+    ensure_binfmt "$arch"
     if ! docker image inspect "$tag" >/dev/null 2>&1; then
         # Two builds at once (make -j, two terminals) would both debootstrap.
         exec 9>"/var/lock/voice-fleet-image-$arch.lock"
