@@ -314,6 +314,7 @@ def test_job_templates(rendered: list) -> None:
     for name, jt in templates.items():
         assert (ROOT / jt["playbook"]).is_file(), f"{name}: the project has no {jt['playbook']}"
         assert jt["allow_simultaneous"] is False, name
+        assert jt["use_fact_cache"] is True, name
         assert set(jt["credentials"]) == credentials, name
         assert int(jt["job_slice_count"]) == 1, f"{name}: slicing is opt-in (awx/vars.yml)"
         if jt.get("survey_spec"):
@@ -382,6 +383,13 @@ def test_every_setting_is_documented_and_used() -> None:
     used = set(re.findall(r"\bawx_[a-z0-9_]+", (AWX / "configure.yml").read_text()))
     assert used - settings == set(), "used in configure.yml but not in awx/vars.yml"
     assert settings - used == set(), "in awx/vars.yml but never used"
+
+
+def test_operations_doc_names_only_real_settings() -> None:
+    settings = set(yaml.safe_load((AWX / "vars.yml").read_text()))
+    named = set(re.findall(r"(?<![A-Za-z_])awx_[a-z_]+", (ROOT / "docs" / "OPERATIONS.md").read_text()))
+    assert named
+    assert named - settings == set()
 
 
 def closed_port() -> int:

@@ -235,6 +235,13 @@ def test_the_crontab_runs_the_wrapper_hourly_in_utc() -> None:
     assert {k for k in settings if k.startswith("VF_")} <= read
 
 
+def test_operations_doc_names_only_settings_the_wrapper_reads() -> None:
+    named = set(re.findall(r"\bVF_[A-Z_]+", (ROOT / "docs" / "OPERATIONS.md").read_text()))
+    read = set(re.findall(r"\$\{(VF_[A-Z_]+):-", WRAPPER.read_text()))
+    assert named
+    assert named <= read
+
+
 def test_the_wrapper_is_executable_and_strict() -> None:
     assert os.access(WRAPPER, os.X_OK)
     text = WRAPPER.read_text()
