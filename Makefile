@@ -33,6 +33,7 @@ setup: ## Controller venv from the locked requirements, Debian tools, collection
 lock: setup ## Re-resolve requirements*.in into the hashed lock files
 	uv pip compile -q --python-version 3.11 --generate-hashes requirements-bootstrap.in -o requirements-bootstrap.txt
 	uv pip compile -q --python-version 3.11 --generate-hashes requirements.in -o requirements.txt
+	uv pip compile -q --python-version 3.11 --no-annotate requirements-ee.in -o requirements-ee.txt
 
 .PHONY: bed
 bed: setup ## Docker engine up and the systemd base image built
