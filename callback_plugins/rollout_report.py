@@ -919,8 +919,32 @@ class CallbackModule(CallbackBase):
         self._play, self._batch, self._members = None, None, frozenset()
 
     @guarded
+    def _next_batch_of_current_play(self, play: Any) -> bool:
+        """Is this play start the next serial batch of the play being tracked?
+
+        Each batch runs a copy of the play with the same uuid; under
+        ansible-runner the copies arrive with new uuids, so the same play
+        (name and host list) with batches still to come counts too.
+        """
+        current = self._play
+        if current is None:
+            return False
+        if current.uuid == play._uuid:
+            return True
+        inventory = play.get_variable_manager()._inventory  # no public accessor
+        every = [
+            str.__str__(h.name)
+            for h in inventory.get_hosts(play.hosts, order=play.order, ignore_restrictions=True)
+        ]
+        return (
+            str(play.get_name()) == current.name
+            and every == current.hosts
+            and current.planned is not None
+            and len(current.batches) < len(current.planned)
+        )
+
     def v2_playbook_on_play_start(self, play: Any) -> None:
-        same_play = self._play is not None and self._play.uuid == play._uuid
+        same_play = self._next_batch_of_current_play(play)
         if same_play:
             self._close_batch()
         else:

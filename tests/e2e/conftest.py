@@ -205,3 +205,13 @@ def fleet(stack_env: dict[str, str], bed_image: str) -> Iterator[FleetHandle]:
     yield handle
     if os.environ.get("VF_KEEP_FLEET") != "1":
         handle.down()
+
+
+@pytest.fixture(scope="session")
+def provisioned(fleet: FleetHandle, tmp_path_factory: pytest.TempPathFactory) -> FleetHandle:
+    """The fleet after playbooks/site.yml: every device runs this checkout's client and is registered."""
+    from playbook_support import failure_summary, run_playbook  # noqa: PLC0415 (a sibling helper module)
+
+    runner = run_playbook(fleet, "site.yml", tmp_path_factory.mktemp("site"))
+    assert runner.rc == 0, failure_summary(runner)
+    return fleet

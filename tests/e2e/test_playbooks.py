@@ -1,0 +1,192 @@
+"""The operators' plays on the simulated fleet, driven by ansible-runner as AWX drives them.
+
+Real systemd containers over real SSH, the real registry stack; assertions read
+the runner's events, the registry rows and the devices themselves. The tests
+build on each other in file order (provision, roll out, re-run, a failed canary,
+the scheduled play, an urgent update, a rollback), as an operator's week would.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+from playbook_support import (
+    ROOT,
+    device_state,
+    devices,
+    failure_summary,
+    inventory_order,
+    progress,
+    run_playbook,
+    set_activity,
+    stats,
+    task_hosts,
+    variant,
+)
+
+if TYPE_CHECKING:
+    from conftest import FleetHandle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
+
+# The fleet's zones by index (tools/fleet.py): 01 Europe/Berlin, 02 America/New_York,
+# 03 Asia/Kolkata, 04 Australia/Sydney. At 01:30 UTC on 23 Nov 2026 it is 02:30 in
+# Berlin (its window is open) and 20:30, 07:00 and 12:30 in the others.
+WINDOW_NOW = "2026-11-23T01:30:00Z"
+
+
+def test_site_provisions_and_registers_every_device(provisioned: FleetHandle, tmp_path) -> None:
+    # Also after the fault tests have moved the fleet on: site.yml brings back this checkout.
+    runner = run_playbook(provisioned, "site.yml", tmp_path)
+    assert runner.rc == 0, failure_summary(runner)
+    rows = devices(provisioned)
+    assert sorted(rows) == provisioned.names
+    for host in provisioned.hosts:
+        state = device_state(provisioned, host.name)
+        assert state["identity"] == host.device_uuid, "the flashed identity was kept"
+        assert state["marker"]["version"] == "1.0.0"
+        assert state["current"] == f"releases/{state['marker']['release']}"
+        assert state["unit"] == "active"
+        assert rows[host.name]["current_version"] == "1.0.0"
+        assert rows[host.name]["status"] == "online"
+
+
+def test_rollout_in_batches_records_every_step(provisioned: FleetHandle, tmp_path) -> None:
+    source = variant("plain", "1.1.0")
+    runner = run_playbook(
+        provisioned,
+        "rollout.yml",
+        tmp_path,
+        extravars={"rollout_source": str(source), "rollout_batches": [1, 2, "100%"]},
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    done = task_hosts(runner, "Record the completed update and the device's new version")
+    assert done == set(provisioned.names)
+    rows = progress(provisioned, "1.1.0")
+    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(
+        provisioned.names, "completed"
+    )
+    assert all(row["started_at"] and row["completed_at"] >= row["started_at"] for row in rows.values())
+    assert {row["current_version"] for row in devices(provisioned).values()} == {"1.1.0"}
+    report = json.loads((ROOT / "reports" / "latest.json").read_text())
+    assert [b["size"] for b in report["batches"] if b["ran"]] == [1, 2, len(provisioned.names) - 3]
+    assert report["totals"]["completed"] == len(provisioned.names)
+
+
+def test_rerunning_the_rollout_changes_nothing(provisioned: FleetHandle, tmp_path) -> None:
+    before = progress(provisioned, "1.1.0")
+    runner = run_playbook(
+        provisioned,
+        "rollout.yml",
+        tmp_path,
+        extravars={"rollout_source": str(variant("plain", "1.1.0")), "rollout_batches": [1, 2, "100%"]},
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    changed = {host: n for host, n in stats(runner)["changed"].items() if n}
+    assert changed == {}, f"a re-run changed something: {changed}"
+    assert progress(provisioned, "1.1.0") == before, "the registry rows were rewritten"
+
+
+def test_a_failed_canary_stops_the_rollout_and_touches_no_other_host(
+    provisioned: FleetHandle, tmp_path
+) -> None:
+    before = {name: device_state(provisioned, name) for name in provisioned.names}
+    runner = run_playbook(
+        provisioned,
+        "rollout.yml",
+        tmp_path,
+        extravars={"rollout_source": str(variant("crash", "1.2.0+crash")), "rollout_batches": [1, "100%"]},
+    )
+    assert runner.rc != 0
+    rows = progress(provisioned, "1.2.0+crash")
+    canary = inventory_order(provisioned)[0]
+    assert [name for name, row in rows.items() if row["status"] != "pending"] == [canary], rows
+    assert rows[canary]["status"] == "rolled_back"
+    assert "health gate" in rows[canary]["error_message"]
+    assert "did not stay up" in rows[canary]["error_message"]
+    after = device_state(provisioned, canary)
+    assert after["current"] == before[canary]["current"], "the canary runs its previous release again"
+    assert after["unit"] == "active"
+    for name in set(provisioned.names) - {canary}:
+        assert rows[name]["status"] == "pending" and rows[name]["started_at"] is None
+        assert device_state(provisioned, name) == before[name], f"{name} was touched"
+    assert devices(provisioned)[canary]["current_version"] == "1.1.0"
+
+
+def test_scheduled_play_updates_exactly_the_hosts_in_their_window(provisioned: FleetHandle, tmp_path) -> None:
+    runner = run_playbook(
+        provisioned,
+        "scheduled.yml",
+        tmp_path,
+        extravars={"rollout_source": str(variant("plain", "1.3.0")), "scheduled_now": WINDOW_NOW},
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    in_window = {h.name for h in provisioned.hosts if h.timezone == "Europe/Berlin"}
+    assert in_window, "the fleet has no Berlin device"
+    rows = progress(provisioned, "1.3.0")
+    assert {n for n, r in rows.items() if r["status"] == "completed"} == in_window
+    outside = set(provisioned.names) - in_window
+    for name in outside:
+        assert rows[name]["status"] == "pending"
+        assert rows[name]["scheduled_for"] is not None, "the row says when its window opens"
+        assert device_state(provisioned, name)["marker"]["version"] == "1.1.0"
+    versions = {name: row["current_version"] for name, row in devices(provisioned).items()}
+    assert {versions[n] for n in in_window} == {"1.3.0"}
+    assert {versions[n] for n in outside} == {"1.1.0"}
+
+
+def test_an_urgent_update_waits_for_idle_devices(provisioned: FleetHandle, tmp_path) -> None:
+    busy, recent, *idle = provisioned.names
+    set_activity(provisioned, busy, busy=True, minutes_ago=0)
+    set_activity(provisioned, recent, busy=False, minutes_ago=10)
+    for name in idle:
+        set_activity(provisioned, name, busy=False, minutes_ago=120)
+    pids = {
+        name: provisioned.exec(
+            name, "systemctl", "show", "-p", "MainPID", "--value", "voice-client"
+        ).stdout.strip()
+        for name in (busy, recent)
+    }
+    try:
+        runner = run_playbook(
+            provisioned,
+            "scheduled.yml",
+            tmp_path,
+            extravars={"rollout_source": str(variant("plain", "1.4.0")), "rollout_update_type": "urgent"},
+        )
+        assert runner.rc == 0, failure_summary(runner)
+        rows = progress(provisioned, "1.4.0")
+        assert {n for n, r in rows.items() if r["status"] == "completed"} == set(idle)
+        for name in (busy, recent):
+            assert name not in rows or rows[name]["status"] == "pending"
+            state = device_state(provisioned, name)
+            assert state["marker"]["version"] != "1.4.0"
+            pid = provisioned.exec(name, "systemctl", "show", "-p", "MainPID", "--value", "voice-client")
+            assert pid.stdout.strip() == pids[name], f"{name} was restarted while in use"
+    finally:
+        for name in provisioned.names:
+            set_activity(provisioned, name, busy=False, minutes_ago=None)
+
+
+def test_rollback_restores_the_previous_release_and_its_venv(provisioned: FleetHandle, tmp_path) -> None:
+    name = next(n for n in provisioned.names if device_state(provisioned, n)["marker"]["version"] == "1.4.0")
+    before = device_state(provisioned, name)
+    assert before["previous"], "the host has a previous release"
+    runner = run_playbook(provisioned, "rollback.yml", tmp_path, limit=name)
+    assert runner.rc == 0, failure_summary(runner)
+    after = device_state(provisioned, name)
+    assert after["current"] == before["previous"]
+    assert after["previous"] == before["current"]
+    assert after["identity"] == before["identity"]
+    version = after["marker"]["version"]
+    probe = provisioned.exec(
+        name,
+        "/opt/voice-client/current/venv/bin/python",
+        "-c",
+        "import numpy, opuslib, pyaudio, voice_client; print(voice_client.version())",
+    )
+    assert probe.stdout.strip() == version, probe.stderr
+    assert devices(provisioned)[name]["current_version"] == version
+    assert progress(provisioned, "1.4.0")[name]["status"] == "rolled_back"
