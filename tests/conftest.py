@@ -69,6 +69,16 @@ def bed_image() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="session")
+def bed_image_arm64() -> str:
+    """Tag of the aarch64 base image (qemu-user emulation); builds it if needed (minutes)."""
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "bed.sh"), "image", "arm64"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"arm64 test bed failed:\n{proc.stderr}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: a skip must never be counted as a pass."""
     if not os.environ.get("CI"):

@@ -5,7 +5,8 @@ molecule/<scenario>/. A scenario's molecule.yml may carry a line
 `# pytest-marks: slow` to join more marker groups, `# pytest-secrets: VALUE`
 lines naming secrets that must never appear in the run's output, and
 `# pytest-needs: stack` to run with the local registry's SUPABASE_* settings
-(whose keys then must never appear in the output either).
+(whose keys then must never appear in the output either), or `# pytest-needs:
+arm64` to run on the emulated aarch64 image instead of the native one.
 
     make molecule               all of them
     make molecule S=smoke       the ones whose id contains "smoke"
@@ -66,6 +67,8 @@ SCENARIOS = discover()
 @pytest.mark.docker
 @pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id, marks=s.marks) for s in SCENARIOS])
 def test_scenario(scenario: Scenario, bed_image: str, request: pytest.FixtureRequest) -> None:
+    if "arm64" in scenario.directive("needs"):
+        bed_image = request.getfixturevalue("bed_image_arm64")
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = LOG_DIR / (scenario.id.replace("/", "__") + ".log")
     env = {
