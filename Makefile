@@ -73,6 +73,10 @@ fleet-down: setup ## Remove the simulated fleet, its registry rows and known_hos
 fleet-status: setup ## One line per simulated device: arch, port, state, systemd, timezone, device_uuid
 	@.venv/bin/python tools/fleet.py status
 
+.PHONY: demo
+demo: setup bed stack-up ## The whole product on a simulated fleet (N=5 devices): provision, roll out, scheduled play, status
+	@DEMO_HOSTS=$(or $(N),5) scripts/demo.sh
+
 .PHONY: lint
 lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
 	yamllint -s .
