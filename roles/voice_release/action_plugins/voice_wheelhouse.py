@@ -20,12 +20,19 @@ of the devices in the play) it:
    release's requirements file: one line per wheel with the sha256 of the very
    file the devices receive, for ``pip install --no-index --require-hashes``.
 
+With ``tools_lock`` (a hashed lock of installer tools: uv) it also picks, per
+platform, the wheel of each tool whose sha256 that lock allows, downloads it and
+writes a requirements file pinning that very file, under ``tools`` in the
+platform's result. Tools come as wheels only: a platform without one is an
+error that names it.
+
 Everything is cached under ``cache_dir`` by content: a second run for the same
 lock, platform and client source downloads and builds nothing. Call it again
 after remote builds: it then completes the platform.
 
 Arguments: lock, source, platforms (list of {arch, python, glibc}), cache_dir,
-index_url (default: PIP_INDEX_URL, else https://pypi.org/simple).
+index_url (default: PIP_INDEX_URL, else https://pypi.org/simple), tools_lock
+(optional).
 """
 
 from __future__ import annotations
@@ -534,6 +541,52 @@ class Wheelhouse:
             )
         return result
 
+    def tools(self, lock_path: Path, target: Target) -> dict:
+        """The installer tools of one platform (wheels only), pinned to the files chosen for it."""
+        lock_hash = sha256_file(lock_path)
+        base = self.cache / "tools" / target.key / lock_hash[:16]
+        manifest = base / "files.json"
+        reqs = [
+            r
+            for r in parse_lock(lock_path.read_text(), str(lock_path))
+            if r.applies(target.marker_environment())
+        ]
+        if not reqs:
+            raise WheelhouseError(f"{lock_path}: no tool applies to {target.key}")
+        # {name: [filename, sha256]} of the files chosen before: no index request on a re-run.
+        chosen = json.loads(manifest.read_text()) if manifest.exists() else {}
+        paths = {name: self.cache / "downloads" / sha / filename for name, (filename, sha) in chosen.items()}
+        if set(chosen) != {r.name for r in reqs} or not all(p.exists() for p in paths.values()):
+            entries = self.choose_files(reqs, target)
+            for req in reqs:
+                if not entries[req.name]["filename"].endswith(".whl"):
+                    raise WheelhouseError(
+                        f"{req.pin} has no wheel for {target.key} on the index (only its sdist); "
+                        "install with voice_release_installer: pip on this platform"
+                    )
+            chosen = {n: [e["filename"], e["hashes"]["sha256"]] for n, e in entries.items()}
+            fetched = self.fetch([(e["filename"], e["url"], e["hashes"]["sha256"]) for e in entries.values()])
+            paths = {name: fetched[sha] for name, (_, sha) in chosen.items()}
+            if all(p.exists() for p in paths.values()):
+                base.mkdir(parents=True, exist_ok=True)
+                (base / "requirements.txt").write_text(
+                    f"# installer tools for {target.key}; written by voice_wheelhouse from {lock_path.name}\n"
+                    + "".join(f"{r.pin} --hash=sha256:{chosen[r.name][1]}\n" for r in reqs)
+                )
+                manifest.write_text(json.dumps(chosen, indent=2, sort_keys=True) + "\n")
+                self.changed = True
+        first = reqs[0]
+        return {
+            # Names the tools' directory on the device: another file gets another directory.
+            "id": f"{first.name}-{first.version}-{chosen[first.name][1][:12]}",
+            "complete": manifest.exists() and all(p.exists() for p in paths.values()),
+            "requirements": str(base / "requirements.txt"),
+            "files": {
+                filename: {"path": str(paths[name]), "sha256": sha}
+                for name, (filename, sha) in chosen.items()
+            },
+        }
+
     @staticmethod
     def _remote_built(built_dir: Path, req: Locked) -> Path | None:
         if not built_dir.exists():
@@ -559,7 +612,7 @@ class Wheelhouse:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("lock", "source", "platforms", "cache_dir", "index_url"))
+    _VALID_ARGS = frozenset(("lock", "source", "platforms", "cache_dir", "index_url", "tools_lock"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -580,10 +633,18 @@ class ActionModule(ActionBase):
             house = Wheelhouse(
                 Path(str(args["cache_dir"])).expanduser(), Index(index_url), self._task.check_mode
             )
+            tools_lock = Path(str(args["tools_lock"])).expanduser() if args.get("tools_lock") else None
+            if tools_lock is not None and not tools_lock.is_file():
+                raise WheelhouseError(f"tools lock {tools_lock} does not exist")
             reqs = parse_lock(lock.read_text(), str(lock))
             with house.locked():
                 client = house.client_wheel(source)
                 platforms = {t.key: house.prepare(lock, reqs, t, client) for t in targets}
+                if tools_lock is not None:
+                    for target in targets:
+                        tools = house.tools(tools_lock, target)
+                        platforms[target.key]["tools"] = tools
+                        platforms[target.key]["complete"] &= tools["complete"]
         except WheelhouseError as exc:
             raise AnsibleActionFail(f"wheelhouse: {exc}") from None
         result["changed"] = house.changed
