@@ -85,8 +85,8 @@ lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
 	$(LINT_ENV) ansible-lint
 
 .PHONY: test
-test: setup lint ## The whole suite (what CI runs)
-	$(PYTEST) $(PYTEST_ARGS)
+test: setup lint ## The whole suite (what CI runs): quick, e2e and molecule phases side by side
+	@PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test.sh
 
 .PHONY: test-quick
 test-quick: setup ## The quick loop: everything but molecule and end-to-end runs

@@ -120,9 +120,16 @@ def test_device_update_moves_through_its_statuses(tmp_path, env, device_uuid, re
     version = f"9.9.9+{device_uuid[:8]}"
     run_task(tmp_path, env, {"operation": "register_device", "device": {"device_uuid": device_uuid}})
     created = run_task(
-        tmp_path, env, {"operation": "ensure_update", "update": {"version": version, "update_type": "urgent"}}
+        tmp_path,
+        env,
+        {
+            "operation": "ensure_update",
+            "update": {"version": version, "update_type": "urgent", "system_packages": ["jq"]},
+        },
     )
     assert created["changed"] is True
+    assert created["update"]["system_packages"] == ["jq"]
+    assert created["update"]["requires_system_packages"] is True
     again = run_task(tmp_path, env, {"operation": "ensure_update", "update": {"version": version}})
     assert again["changed"] is False
     try:

@@ -12,8 +12,8 @@ Operations (argument ``operation``):
     ``metadata`` is merged into what the row has (heartbeats add keys too).
     Returns ``device`` (the row).
 ``ensure_update``
-    ``update``: {version, update_type, description}. The ``updates`` row of that
-    version, created when missing. Returns ``update``.
+    ``update``: {version, update_type, description, system_packages}. The
+    ``updates`` row of that version, created when missing. Returns ``update``.
 ``latest_update``
     The newest ``updates`` row (by created_at), or null. Returns ``update``.
 ``set_device_update``
@@ -191,7 +191,16 @@ class Registry:
         before = self.update_by_version(version)
         if before is not None:
             return False, before, before
-        row = {"version": version, "update_type": update_type, "description": update.get("description") or ""}
+        packages = update.get("system_packages") or []
+        if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
+            raise RegistryError(f"update.system_packages must be a list of package names, got {packages!r}")
+        row = {
+            "version": version,
+            "update_type": update_type,
+            "description": update.get("description") or "",
+            "system_packages": packages,
+            "requires_system_packages": bool(packages),
+        }
         if self.check_mode:
             return True, row, None
         rows = self._run(f"creating update {version}", self.client.table("updates").insert(row))
