@@ -131,33 +131,33 @@ def test_a_device_killed_while_building_serves_its_old_release_then_completes(
     assert device_state(fleet, victim)["marker"]["version"] == "2.0.0"
 
 
+def rollout_cutting_off(
+    fleet: FleetHandle, tmp_path: Path, victim: str, *, version: str, batches: str, max_fail: int
+) -> None:
+    """Roll `version` out and cut `victim` off the network once it builds the venv; reconnect after."""
+    source = variant("plain", version)
+    proc = start_rollout(
+        fleet,
+        tmp_path,
+        *("-e", f"rollout_source={source}", "-e", f'{{"rollout_batches": {batches}}}'),
+        *("-e", f"rollout_max_fail_percentage={max_fail}"),
+    )
+    network = ["docker", "network"]
+    try:
+        wait_until(f"{victim} to start installing {version}", lambda: building(fleet, victim, version))
+        subprocess.run([*network, "disconnect", fleet.prefix, victim], check=True, capture_output=True)
+        assert proc.wait(timeout=900) != 0, "a host failed: the run must say so"
+    finally:
+        subprocess.run([*network, "connect", fleet.prefix, victim], check=False, capture_output=True)
+
+
 def test_a_device_cut_off_mid_rollout_is_reported_and_the_others_finish(
     whole_fleet: FleetHandle, tmp_path: Path
 ) -> None:
     fleet = whole_fleet
     victim = fleet.names[0]
     before = device_state(fleet, victim)
-    source = variant("plain", "2.1.0")
-    proc = start_rollout(
-        fleet,
-        tmp_path,
-        "-e",
-        f"rollout_source={source}",
-        "-e",
-        '{"rollout_batches": ["100%"]}',
-        "-e",
-        "rollout_max_fail_percentage=50",
-    )
-    try:
-        wait_until(f"{victim} to start installing 2.1.0", lambda: building(fleet, victim, "2.1.0"))
-        subprocess.run(
-            ["docker", "network", "disconnect", fleet.prefix, victim], check=True, capture_output=True
-        )
-        assert proc.wait(timeout=900) != 0
-    finally:
-        subprocess.run(
-            ["docker", "network", "connect", fleet.prefix, victim], check=False, capture_output=True
-        )
+    rollout_cutting_off(fleet, tmp_path, victim, version="2.1.0", batches='["100%"]', max_fail=50)
     rows = progress(fleet, "2.1.0")
     assert rows[victim]["status"] == "failed"
     assert "unreachable" in rows[victim]["error_message"]
@@ -172,27 +172,7 @@ def test_a_rollout_stops_when_a_batch_fails_more_than_allowed(
 ) -> None:
     fleet = whole_fleet
     first, second, *rest = inventory_order(fleet)
-    source = variant("plain", "2.2.0")
-    proc = start_rollout(
-        fleet,
-        tmp_path,
-        "-e",
-        f"rollout_source={source}",
-        "-e",
-        '{"rollout_batches": [2, "100%"]}',
-        "-e",
-        "rollout_max_fail_percentage=20",
-    )
-    try:
-        wait_until(f"{first} to start installing 2.2.0", lambda: building(fleet, first, "2.2.0"))
-        subprocess.run(
-            ["docker", "network", "disconnect", fleet.prefix, first], check=True, capture_output=True
-        )
-        assert proc.wait(timeout=900) != 0
-    finally:
-        subprocess.run(
-            ["docker", "network", "connect", fleet.prefix, first], check=False, capture_output=True
-        )
+    rollout_cutting_off(fleet, tmp_path, first, version="2.2.0", batches='[2, "100%"]', max_fail=20)
     rows = progress(fleet, "2.2.0")
     assert rows[first]["status"] == "failed"
     assert rows[second]["status"] == "completed"
