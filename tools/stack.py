@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK = Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack"))
+# Absolute: PostgreSQL runs in its data directory, so a relative socket or lock
+# path would point somewhere else.
+STACK = Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")).resolve()
 CACHE = ROOT / ".cache"
 MIGRATIONS = ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = ROOT / "supabase" / "bootstrap" / "local_roles.sql"
