@@ -77,6 +77,11 @@ fleet-status: setup ## One line per simulated device: arch, port, state, systemd
 demo: setup bed stack-up ## The whole product on a simulated fleet (N=5 devices): provision, roll out, scheduled play, status
 	@DEMO_HOSTS=$(or $(N),5) scripts/demo.sh
 
+# Not part of make test: timings are measured side by side, never asserted.
+.PHONY: bench
+bench: setup bed stack-up ## Every benchmark on a fleet of its own (about an hour): one table, benchmarks/results/*.json, docs/benchmarks.png
+	@.venv/bin/python benchmarks/run_all.py
+
 .PHONY: lint
 lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
 	yamllint -s .

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 import psycopg
 import yaml
+from fleetbench import read_env_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "inventory.json"
@@ -83,13 +83,7 @@ def stack_env() -> dict[str, str]:
     )
     if proc.returncode != 0:
         sys.exit(f"stack up failed:\n{proc.stderr}")
-    values: dict[str, str] = {}
-    for line in (Path(os.environ["VF_STACK_DIR"]) / "env").read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        for word in words[1:] if words[:1] == ["export"] else words:
-            key, _, value = word.partition("=")
-            values[key] = value
-    return values
+    return read_env_file(Path(os.environ["VF_STACK_DIR"]) / "env")
 
 
 def seed(database_url: str, online: int) -> None:
