@@ -1,10 +1,11 @@
 #!/bin/bash
-# The pytest suite of `make test`, in three phases that run side by side:
+# The pytest suite of `make test`, in four phases that run side by side:
 #
-#   quick     tests/unit tests/integration tests/voice_client, against a registry
-#             stack of its own (some tests empty the registry)
-#   e2e       tests/e2e: the simulated fleet, on the default stack
-#   molecule  tests/molecule: every scenario, on the default stack
+#   quick          tests/unit tests/integration tests/voice_client, against a
+#                  registry stack of its own (some tests empty the registry)
+#   e2e            tests/e2e: the simulated fleet, on the default stack
+#   molecule       tests/molecule: every scenario but the slow one, on the default stack
+#   molecule-slow  tests/molecule: the emulated arm64 scenario
 #
 # Most of the time of the slow phases is spent waiting (apt, SSH round trips,
 # health gates), so running them together roughly halves the wall time on two
@@ -39,17 +40,20 @@ run_phase() {
     shift
     log "Phase $name: pytest $*"
     # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words on purpose
-    (env "$@" ${PYTEST_ARGS:-} >"$LOGS/$name.log" 2>&1) &
+    (env "$@" --durations=10 ${PYTEST_ARGS:-} >"$LOGS/$name.log" 2>&1) &
     pids[$name]=$!
 }
 
 run_phase quick VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT \
     "$PY" -m pytest tests/unit tests/integration tests/voice_client
 run_phase e2e "$PY" -m pytest tests/e2e
-run_phase molecule "$PY" -m pytest tests/molecule
+# The emulated arm64 scenario alone takes as long as all the others together:
+# it gets a lane of its own.
+run_phase molecule "$PY" -m pytest -m "not slow" tests/molecule
+run_phase molecule-slow "$PY" -m pytest -m slow tests/molecule
 
 failed=()
-for name in quick e2e molecule; do
+for name in quick e2e molecule molecule-slow; do
     if wait "${pids[$name]}"; then
         rc=0
     else
@@ -57,9 +61,9 @@ for name in quick e2e molecule; do
     fi
     summary=$(grep -E '^(=+ .*(passed|failed|error|no tests ran).* =+|[0-9]+ (passed|failed).*)$' "$LOGS/$name.log" | tail -1)
     if ((rc == 0)); then
-        printf '\033[32mphase %-9s ok\033[0m   %s\n' "$name" "$summary"
+        printf '\033[32mphase %-13s ok\033[0m   %s\n' "$name" "$summary"
     else
-        printf '\033[31mphase %-9s FAILED (pytest exit %d)\033[0m   %s\n' "$name" "$rc" "$summary"
+        printf '\033[31mphase %-13s FAILED (pytest exit %d)\033[0m   %s\n' "$name" "$rc" "$summary"
         ((rc == 5)) && echo "  (pytest collected no tests: a phase that tests nothing is a failure)"
         echo "  --- last lines of $LOGS/$name.log ---"
         tail -60 "$LOGS/$name.log" | sed 's/^/  /'
