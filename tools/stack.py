@@ -476,7 +476,7 @@ http {{
             "DATABASE_URL": self.database_url(sec),
             "POSTGREST_URL": f"http://127.0.0.1:{self.ports.postgrest}",
         }
-        lines = ["# Written by tools/stack.py; source it: . .stack/env"]
+        lines = [f"# Written by tools/stack.py; source it: . {self.env_file}"]
         lines += [f"export {k}='{v}'" for k, v in values.items()]
         text = "\n".join(lines) + "\n"
         if not self.env_file.exists() or self.env_file.read_text() != text:
@@ -551,7 +551,7 @@ http {{
                 ],
                 what="stopping PostgreSQL",
             )
-        print("registry stack down (data and keys kept in .stack/)")
+        print(f"registry stack down (data and keys kept in {STACK})")
 
     def status(self) -> int:
         parts = {
