@@ -171,6 +171,15 @@ def rollout_rows(t: Table, ro: dict[str, Any]) -> None:
                 baseline="ansible.cfg as is",
                 base=variants[base_name]["median_s"],
             )
+    if "mitogen_noop" in conn:
+        mn = conn["mitogen_noop"]
+        t.add(
+            "3 connection",
+            "no-op play, Mitogen (mitogen_linear)",
+            mn["mitogen"]["median_s"],
+            baseline="no-op play, SSH",
+            base=mn["ssh"]["median_s"],
+        )
     facts = conn["facts"]
     for name, v in facts.items():
         if not name.startswith("none"):
@@ -307,6 +316,13 @@ def fmt(value: float | None, unit: str) -> str:
     if value < 0.1:
         return f"{value:.3f} {unit}"
     return f"{value:.2f} {unit}" if value < 10 else f"{value:.1f} {unit}"
+
+
+def failures(res: dict[str, Any]) -> list[str]:
+    """Measurements that could not be taken (a setting that broke the play), with the reason."""
+    ro = res.get("rollout.json") or {}
+    variants = ro.get("connection", {}).get("variants", {})
+    return [f"3 connection, {name}: {v['error']}" for name, v in variants.items() if "error" in v]
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
@@ -531,15 +547,20 @@ def main() -> int:
         print(f"  {name}: {how}")
     if missing:
         print(f"  not available: {', '.join(missing)} (run the benchmark that writes them)")
+    failed = failures(results)
+    for line in failed:
+        print(f"  failed, left out of the table: {line.splitlines()[0][:160]}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {
         "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
         "sources": sources,
         "rows": table,
+        "failed": failed,
     }
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "summary.md").write_text(markdown_table(table))
+    notes = "".join(f"\nFailed, left out: {line.splitlines()[0]}\n" for line in failed)
+    (RESULTS / "summary.md").write_text(markdown_table(table) + notes)
     chart(results, args.chart)
     print(f"written: {(RESULTS / 'summary.json').relative_to(ROOT)}, summary.md, {args.chart}")
     return 0
