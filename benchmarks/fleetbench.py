@@ -38,6 +38,10 @@ PREFIX = "vf-bench"
 PORT_BASE = 2501
 STATE_DIR = ROOT / ".cache" / "fleet-bench"
 
+# The registry stack's own reader of the env file it writes.
+sys.path.insert(0, str(ROOT / "tools"))
+from stack import read_env_file  # noqa: E402
+
 
 class BenchError(Exception):
     """A benchmark step that failed; the message says which and where its log is."""
@@ -53,17 +57,6 @@ def stack_env() -> dict[str, str]:
     if not path.is_file():
         raise BenchError(f"{path} does not exist: start the registry first (make stack-up)")
     return read_env_file(path)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """`export KEY='value'` lines as tools/stack.py writes them."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        for word in words[1:] if words[:1] == ["export"] else words:
-            key, _, value = word.partition("=")
-            values[key] = value
-    return values
 
 
 def load_module(path: Path, name: str) -> Any:

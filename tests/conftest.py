@@ -8,7 +8,6 @@ itself.
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The registry stack's own reader of the env file it writes.
+sys.path.insert(0, str(ROOT / "tools"))
+from stack import read_env_file  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,23 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("VF_ROOT", str(ROOT))
-
-
-def parse_env_file(path: Path) -> dict[str, str]:
-    """Read `export KEY='value'` lines as written by tools/stack.py."""
-    values = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = shlex.split(line)
-        if words and words[0] == "export":
-            words = words[1:]
-        for word in words:
-            key, sep, value = word.partition("=")
-            if sep:
-                values[key] = value
-    return values
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +41,7 @@ def stack_env() -> dict[str, str]:
     )
     assert proc.returncode == 0, f"stack up failed:\n{proc.stderr}"
     # VF_STACK_DIR/VF_STACK_PORT run a second stack beside the default one.
-    return parse_env_file(Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")) / "env")
+    return read_env_file(Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")) / "env")
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 # tools/ is on sys.path (this is a script): the registry stack's own settings and file writer.
 from stack import STACK as STACK_DIR  # noqa: E402
-from stack import atomic_write  # noqa: E402
+from stack import atomic_write, read_env_file  # noqa: E402
 
 try:
     import psycopg
@@ -186,20 +186,6 @@ class Ready:
     machine: str  # uname -m
     host_keys: list[str]
     changes: list[str] = field(default_factory=list)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """`export KEY='value'` lines as tools/stack.py writes them."""
-    values: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        words = shlex.split(raw, comments=True)
-        if words and words[0] == "export":
-            words = words[1:]
-        for word in words:
-            key, sep, value = word.partition("=")
-            if sep:
-                values[key] = value
-    return values
 
 
 def registry_env(*, required: bool) -> dict[str, str] | None:

@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -94,6 +95,20 @@ def run(cmd: list[str], *, what: str, **kwargs) -> subprocess.CompletedProcess:
         out = (proc.stderr or proc.stdout).strip()
         raise StackError(f"{what} failed (exit {proc.returncode}):\n{out}")
     return proc
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`export KEY='value'` lines as tools/stack.py writes them."""
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        words = shlex.split(raw, comments=True)
+        if words and words[0] == "export":
+            words = words[1:]
+        for word in words:
+            key, sep, value = word.partition("=")
+            if sep:
+                values[key] = value
+    return values
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
