@@ -18,7 +18,7 @@ cd "$VF_ROOT"
 
 LOGS=.cache/test-logs
 PY=.venv/bin/python
-QUICK_STACK_DIR=$VF_ROOT/.cache/stack-test
+QUICK_STACK_DIR=.cache/stack-test
 QUICK_STACK_PORT=55421
 mkdir -p "$LOGS"
 
