@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import hashlib
 import importlib.resources
+import ipaddress
 import json
 import re
 import traceback
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ansible.constants import LOCALHOST as ANSIBLE_LOCALHOST
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
@@ -52,6 +54,17 @@ description:
     device with any other timezone (or none) joins the group C(invalid_timezone) instead, with a
     warning.
   - Rows are skipped with a warning naming them when they have no C(device_uuid), or no address at all.
+  - "A row whose hostname (after the rules above) is one Ansible keeps for the controller's implicit
+    localhost (C(localhost), C(127.0.0.1), C(::1), in any case, with or without a trailing dot) is
+    skipped with a warning naming its C(device_uuid): a registry row never stands in for the
+    controller (C(delegate_to: localhost), C(hosts: localhost))."
+  - "The address (the first of the C(ansible_host) column, C(metadata.ip_address) and
+    C(metadata.hostname) that is a non-blank string) must be an IP address or a DNS hostname
+    (RFC 1123 labels of letters, digits and inner hyphens, at most 253 characters, a top-level label
+    that is not all digits). Any other value (spaces, shell metacharacters, a leading C(-) such as
+    C(-oProxyCommand=...), C(@), C(/), C(..)) skips the row with a warning naming its
+    C(device_uuid) and the value; the next field is not tried. C(127.0.0.1) is a valid address
+    (the simulated fleet uses it with a port)."
   - Every string read from the registry is marked unsafe and is never templated.
 author:
   - voice-fleet
@@ -93,7 +106,7 @@ options:
       - Only devices whose C(status) is one of these become hosts (filtered by the server).
     type: list
     elements: str
-    default: [online]
+    default: [online, updating]
   page_size:
     description:
       - Rows asked for per request. Supabase and PostgREST cap every answer (C(db-max-rows), 1000 on
@@ -111,7 +124,8 @@ options:
 """
 
 EXAMPLES = r"""
-# inventory/supabase.yml: online devices; url and key from SUPABASE_URL / SUPABASE_SERVICE_KEY.
+# inventory/supabase.yml: online and updating devices; url and key from SUPABASE_URL /
+# SUPABASE_SERVICE_KEY.
 plugin: supabase_devices
 
 # Devices that are online or updating, cached for 10 minutes, grouped by hardware model
@@ -169,6 +183,12 @@ _GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _MISSING_COLUMN = re.compile(r'column (?:"?[\w$]+"?\.)?"?([\w$]+)"? does not exist')
 _HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
+# RFC 1123 host name labels (ASCII letters, digits, inner hyphens); IPv6 zone ids (interface names).
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ZONE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+# The names Ansible resolves to its implicit localhost (the controller), compared without case
+# and without trailing dots.
+CONTROLLER_NAMES = frozenset(name.lower() for name in (*ANSIBLE_LOCALHOST, "localhost", "127.0.0.1", "::1"))
 # PostgREST's answers: JWT missing/invalid/expired or no privilege; relation unknown (old and
 # new PostgREST); column unknown.
 KEY_REFUSED_CODES = frozenset({"PGRST300", "PGRST301", "PGRST302", "42501"})
@@ -235,11 +255,45 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "a JSON number" if isinstance(value, float) else type(value).__name__)
 
 
-def _address(column: Any, metadata: Mapping[str, Any]) -> str | None:
-    for value in (column, metadata.get("ip_address"), metadata.get("hostname")):
+def _address(column: Any, metadata: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(address, where it came from): the first non-blank string of the three, stripped."""
+    sources = (
+        ("ansible_host", column),
+        ("metadata.ip_address", metadata.get("ip_address")),
+        ("metadata.hostname", metadata.get("hostname")),
+    )
+    for source, value in sources:
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return value.strip(), source
     return None
+
+
+def is_valid_address(value: str) -> bool:
+    """True for an IP address (v4, v6, v6 with an interface zone) or an RFC 1123 DNS hostname.
+
+    Nothing else reaches ssh as a host: no blanks, shell metacharacters, option-like `-o...`,
+    `user@host`, paths, empty labels (`..`), non-ASCII, or an all-digit top label (`2130706433`,
+    `010.0.0.1`: numbers a resolver would read as an IP address in disguise).
+    """
+    if not isinstance(value, str) or not value.isascii():
+        return False
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        scope = getattr(address, "scope_id", None)
+        return scope is None or bool(_ZONE_ID.fullmatch(scope))
+    name = value[:-1] if value.endswith(".") else value
+    if not name or len(name) > 253:
+        return False
+    labels = name.split(".")
+    return all(_DNS_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
+
+
+def is_controller_name(name: str) -> bool:
+    """True when Ansible would take `name` for the controller's implicit localhost (any case)."""
+    return name.strip().rstrip(".").lower() in CONTROLLER_NAMES
 
 
 def _registered_key(value: Any) -> tuple[bool, dt.datetime]:
@@ -282,13 +336,30 @@ NO_UUID = "skipped {n} device row(s) without a device_uuid"
 NO_ADDRESS = (
     "skipped {n} device(s) with no address (no ansible_host column, metadata.ip_address or metadata.hostname)"
 )
+BAD_ADDRESS = (
+    "skipped {n} device(s) whose address is neither an IP address nor a DNS hostname "
+    "(device_uuid, the field and its value)"
+)
+CONTROLLER_NAME = (
+    "skipped {n} device(s) named like the controller's implicit localhost "
+    "(localhost, 127.0.0.1, ::1 in any case), which a registry row must never become"
+)
 BAD_TIMEZONE = (
     f"{{n}} device(s) have a timezone that is not an IANA zone and joined group {INVALID_TIMEZONE_GROUP}"
 )
 BAD_METADATA = "{n} device(s) have metadata that is not a JSON object; their metadata var is {{}}"
 DUPLICATE_NAME = "{n} device(s) share a hostname with a device registered earlier and got a suffix"
 DUPLICATE_ROW = "ignored {n} repeated row(s) for the same device_uuid"
-CATEGORIES = (NO_UUID, NO_ADDRESS, BAD_TIMEZONE, BAD_METADATA, DUPLICATE_NAME, DUPLICATE_ROW)
+CATEGORIES = (
+    NO_UUID,
+    NO_ADDRESS,
+    BAD_ADDRESS,
+    CONTROLLER_NAME,
+    BAD_TIMEZONE,
+    BAD_METADATA,
+    DUPLICATE_NAME,
+    DUPLICATE_ROW,
+)
 
 
 def device_from_row(row: Any, zones: frozenset[str], findings: Findings) -> Device | None:
@@ -309,9 +380,17 @@ def device_from_row(row: Any, zones: frozenset[str], findings: Findings) -> Devi
     elif not isinstance(metadata, Mapping):
         findings.add(BAD_METADATA, f"{uuid} ({_json_kind(metadata)})")
         metadata = {}
-    address = _address(row.get("ansible_host"), metadata)
-    if address is None:
+    found = _address(row.get("ansible_host"), metadata)
+    if found is None:
         findings.add(NO_ADDRESS, uuid)
+        return None
+    address, source = found
+    if not is_valid_address(address):
+        findings.add(BAD_ADDRESS, f"{uuid} ({source} {address!r})")
+        return None
+    candidate = name.strip() if name and name.strip() else uuid
+    if is_controller_name(candidate):
+        findings.add(CONTROLLER_NAME, f"{uuid} ({candidate!r})")
         return None
 
     timezone = _text(row.get("timezone"))
@@ -340,7 +419,6 @@ def device_from_row(row: Any, zones: frozenset[str], findings: Findings) -> Devi
         "metadata": dict(metadata),
         "ansible_host": address,
     }
-    candidate = name.strip() if name and name.strip() else uuid
     return Device(uuid, candidate, _registered_key(row.get("registered_at")), hostvars, tuple(groups))
 
 

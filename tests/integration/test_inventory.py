@@ -26,6 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FIXTURES = ROOT / "tests" / "fixtures" / "inventory"
 GOLDEN = FIXTURES / "golden_list.json"
+# The default inventory of ansible.cfg, as cron, AWX and operators use it: the tests read this very
+# file, with their own SUPABASE_URL / SUPABASE_SERVICE_KEY, never a look-alike of their own.
+DEFAULT_INVENTORY = ROOT / "inventory" / "supabase.yml"
+# What a test configuration may set differently from production: where the registry is and how to
+# reach the devices.
+CONNECTION_OPTIONS = {"url", "key", "timeout", "validate_certs"}
+CONNECTION_VARS = {"ansible_port", "ansible_user", "ansible_host"}
+UPDATE_GOLDEN = "VF_UPDATE_GOLDEN"
 USER_AGENT = "voice-fleet-inventory (supabase_devices)"
 COLUMNS = (
     "device_uuid,device_name,timezone,status,current_version,last_seen,registered_at,metadata,ansible_host"
@@ -162,23 +170,65 @@ def insert(db: Any, **row: Any) -> None:
 # --- the golden file ------------------------------------------------------------------------
 
 
-def test_list_matches_the_golden_file(empty_registry, stack_env, tmp_path):
+def compare_with_golden(actual: Any, golden: Path = GOLDEN) -> None:
+    """Compare `actual` with the checked-in expectation; never both write and compare.
+
+    VF_UPDATE_GOLDEN=1 is the only way to rewrite the file: it writes `actual` and fails the
+    test, so a regenerated expectation is reviewed (git diff) before any run may pass on it.
+    """
+    if os.environ.get(UPDATE_GOLDEN) == "1":
+        golden.write_text(json.dumps(actual, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        pytest.fail(
+            f"{UPDATE_GOLDEN}=1: rewrote {golden} from this run's output instead of comparing; "
+            f"review the change (git diff {golden.name}) and run again without {UPDATE_GOLDEN}"
+        )
+    expected = json.loads(golden.read_text())
+    assert actual == expected, f"differs from {golden}; regenerate on purpose with {UPDATE_GOLDEN}=1"
+
+
+def test_list_matches_the_golden_file(empty_registry, stack_env):
     empty_registry.execute((FIXTURES / "seed.sql").read_text())
-    result = inventory(stack_env, write_config(tmp_path))
-    actual = normalized(result.inventory())
-    if os.environ.get("VF_UPDATE_GOLDEN"):
-        GOLDEN.write_text(json.dumps(actual, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    assert actual == json.loads(GOLDEN.read_text())
+    result = inventory(stack_env, DEFAULT_INVENTORY)
+    compare_with_golden(normalized(result.inventory()))
     # One request, for the columns the inventory needs, filtered by the server.
     assert len(result.requests) == 1
     assert f"select={COLUMNS.replace(',', '%2C')}" in result.requests[0]
-    assert "status=in.%28online%29" in result.requests[0]
+    assert "status=in.%28online%2Cupdating%29" in result.requests[0]
     assert "Traceback" not in result.stderr
 
 
-def test_the_golden_rows_warn_about_what_they_skip_rename_and_regroup(empty_registry, stack_env, tmp_path):
+def test_a_normal_run_compares_and_never_writes_the_golden_file(tmp_path, monkeypatch):
+    golden = tmp_path / "golden.json"
+    golden.write_text('{"expected": true}\n')
+    monkeypatch.delenv(UPDATE_GOLDEN, raising=False)
+    with pytest.raises(AssertionError):
+        compare_with_golden({"expected": False}, golden)
+    assert golden.read_text() == '{"expected": true}\n'
+    compare_with_golden({"expected": True}, golden)
+    # Only "1" opts in: a stray value in CI compares like a normal run.
+    monkeypatch.setenv(UPDATE_GOLDEN, "0")
+    with pytest.raises(AssertionError):
+        compare_with_golden({"expected": False}, golden)
+    assert golden.read_text() == '{"expected": true}\n'
+
+
+def test_regenerating_the_golden_file_writes_it_and_fails_the_run(tmp_path, monkeypatch):
+    golden = tmp_path / "golden.json"
+    golden.write_text('{"expected": true}\n')
+    monkeypatch.setenv(UPDATE_GOLDEN, "1")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        compare_with_golden({"expected": False}, golden)
+    assert json.loads(golden.read_text()) == {"expected": False}
+    assert "rewrote" in str(failed.value)
+    assert "review" in str(failed.value)
+    # Even when nothing changed: a run that writes the expectation never passes.
+    with pytest.raises(pytest.fail.Exception):
+        compare_with_golden({"expected": False}, golden)
+
+
+def test_the_golden_rows_warn_about_what_they_skip_rename_and_regroup(empty_registry, stack_env):
     empty_registry.execute((FIXTURES / "seed.sql").read_text())
-    result = inventory(stack_env, write_config(tmp_path))
+    result = inventory(stack_env, DEFAULT_INVENTORY)
     assert result.returncode == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("[WARNING]")]
     uuid = "0192f0a1-5c3e-7a10-9b2e-4d1c0000"
@@ -209,7 +259,10 @@ def test_the_golden_file_holds_what_the_design_promises():
     assert hosts["blankcolumn"]["ansible_host"] == "192.0.2.31"
     assert hosts["numericip"]["ansible_host"] == "numericip.local"
     assert {"noaddress", "blankaddress", "ghost", "ghost-blank"}.isdisjoint(hosts)
-    assert {"offline-one", "retired-one", "updating-one"}.isdisjoint(hosts)
+    assert {"offline-one", "retired-one"}.isdisjoint(hosts)
+    # A device left `updating` by a run that died stays reachable by the next run.
+    assert hosts["updating-one"]["device_status"] == "updating"
+    assert members(listing, "status_updating") == {"updating-one"}
     for tail in ("05", "06", "07"):
         assert f"0192f0a1-5c3e-7a10-9b2e-4d1c000000{tail}" in hosts
     assert hosts["bedroom"]["device_uuid"].endswith("0010")
@@ -245,6 +298,82 @@ def test_the_default_inventory_of_ansible_cfg_is_the_registry(empty_registry, st
     seed_devices(empty_registry, 3)
     result = run(stack_env, "ansible-inventory", "--list")
     assert set(hostvars(result.inventory())) == {"pi-1", "pi-2", "pi-3"}
+
+
+def test_the_default_inventory_keeps_a_device_left_updating(empty_registry, stack_env):
+    """DESIGN: a device left `updating` by a run that died stays reachable by the next run."""
+    seed_devices(empty_registry, 1, start=1)
+    seed_devices(empty_registry, 1, status="updating", start=2)
+    seed_devices(empty_registry, 1, status="offline", start=3)
+    seed_devices(empty_registry, 1, status="retired", start=4)
+    result = inventory(stack_env, DEFAULT_INVENTORY)
+    listing = result.inventory()
+    hosts = hostvars(listing)
+    assert set(hosts) == {"pi-1", "pi-2"}
+    assert hosts["pi-2"]["device_status"] == "updating"
+    assert members(listing, "status_updating") == {"pi-2"}
+    assert "status=in.%28online%2Cupdating%29" in result.requests[0]
+
+
+def production_settings(path: Path) -> dict[str, Any]:
+    """A supabase_devices config less what only says where the registry and the devices are."""
+    config = yaml.safe_load(path.read_text())
+    settings = {k: v for k, v in config.items() if k not in CONNECTION_OPTIONS}
+    compose = {k: v for k, v in settings.pop("compose", {}).items() if k not in CONNECTION_VARS}
+    if compose:
+        settings["compose"] = compose
+    if "compose" not in settings and not {"groups", "keyed_groups"} & set(settings):
+        # strict only decides what a failed compose/groups expression does: with connection
+        # vars alone left, it is part of how the devices are reached.
+        settings.pop("strict", None)
+    return settings
+
+
+def test_the_simulated_fleet_runs_on_the_default_inventorys_settings():
+    """Tests of the simulated fleet see what production sees; only connection details differ."""
+    default = production_settings(DEFAULT_INVENTORY)
+    simulated = production_settings(ROOT / "inventory" / "examples" / "simulated.supabase.yml")
+    assert simulated == default
+
+
+def test_registry_rows_never_become_the_controller_or_a_bad_address(empty_registry, stack_env, tmp_path):
+    marker = tmp_path / "proxycommand-ran"
+    bad = {
+        "bad-column": ("ansible_host", f"-oProxyCommand=touch {marker}", {}),
+        "bad-ip": ("metadata.ip_address", "192.0.2.5; id", {"ip_address": "192.0.2.5; id"}),
+        "bad-hostname": ("metadata.hostname", "pi@evil.example", {"hostname": "pi@evil.example"}),
+        "bad-path": ("ansible_host", "../../etc/passwd", {}),
+    }
+    for uuid, (field, value, metadata) in bad.items():
+        column = value if field == "ansible_host" else None
+        insert(empty_registry, device_uuid=uuid, device_name=uuid, metadata=metadata, ansible_host=column)
+    controller = {"lh-1": "localhost", "lh-2": " LocalHost ", "lh-3": "127.0.0.1", "lh-4": "::1"}
+    for uuid, name in controller.items():
+        insert(empty_registry, device_uuid=uuid, device_name=name, ansible_host="192.0.2.7")
+    insert(empty_registry, device_uuid="localhost", device_name=None, ansible_host="192.0.2.8")
+    # The simulated fleet's way: the controller's loopback address with a port is a device.
+    insert(
+        empty_registry,
+        device_uuid="sim-1",
+        device_name="sim-pi-1",
+        ansible_host="127.0.0.1",
+        metadata={"ansible_port": 2201},
+    )
+    insert(empty_registry, device_uuid="ok-1", device_name="kitchen", metadata={"hostname": "kitchen.local"})
+
+    result = inventory(stack_env, DEFAULT_INVENTORY)
+    listing = result.inventory()
+    hosts = hostvars(listing)
+    assert set(hosts) == {"sim-pi-1", "kitchen"}
+    assert hosts["sim-pi-1"]["ansible_host"] == "127.0.0.1"
+    assert hosts["kitchen"]["ansible_host"] == "kitchen.local"
+    assert not ({"localhost", "127.0.0.1", "::1"} & set(listing["all"].get("hosts", [])))
+    warnings = "\n".join(line for line in result.stderr.splitlines() if line.startswith("[WARNING]"))
+    for uuid, (field, value, _) in bad.items():
+        assert f"{uuid} ({field} {value!r})" in warnings
+    for uuid, name in {**controller, "localhost": "localhost"}.items():
+        assert f"{uuid} ({name.strip()!r})" in warnings
+    assert not marker.exists()
 
 
 # --- never templated --------------------------------------------------------------------------

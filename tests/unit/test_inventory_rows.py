@@ -132,6 +132,121 @@ def test_a_row_without_any_address_is_skipped_naming_its_uuid(metadata):
 
 
 @pytest.mark.parametrize(
+    ("column", "metadata", "expected"),
+    [
+        # The simulated fleet: sshd published on the controller's loopback, the port in metadata.
+        ("127.0.0.1", {"ansible_port": 2201}, "127.0.0.1"),
+        ("::1", {}, "::1"),
+        ("2001:db8::7", {}, "2001:db8::7"),
+        ("fe80::1%eth0", {}, "fe80::1%eth0"),
+        (None, {"hostname": "Kitchen-Pi.local."}, "Kitchen-Pi.local."),
+        (None, {"ip_address": "10.0.0.7"}, "10.0.0.7"),
+        ("xn--kche-0ra.example", {}, "xn--kche-0ra.example"),
+    ],
+)
+def test_ip_addresses_and_dns_hostnames_are_addresses(column, metadata, expected):
+    result, findings = device(ansible_host=column, metadata=metadata)
+    assert result is not None, findings
+    assert result.hostvars["ansible_host"] == expected
+    assert findings == {}
+
+
+BAD_ADDRESSES = [
+    "-oProxyCommand=touch /tmp/pwned",
+    "-oProxyCommand=id",
+    "-p2222",
+    "pi@192.0.2.1",
+    "192.0.2.1; id",
+    "$(id).local",
+    "`id`",
+    "host|id",
+    "a&b",
+    "kitchen local",
+    "kitchen\tlocal",
+    "../../etc/passwd",
+    "/tmp/sock",
+    "a..b",
+    ".",
+    "kitchen_pi.local",
+    "küche.local",
+    "-kitchen",
+    "kitchen-",
+    "x" * 64 + ".local",
+    ".".join(["a" * 63] * 4),  # 255 characters
+    "2130706433",  # 127.0.0.1 in disguise
+    "010.0.0.1",
+    "192.0.2.256",
+    "fe80::1%eth0;id",
+    "{{ lookup('pipe','id') }}",
+]
+
+
+@pytest.mark.parametrize("value", BAD_ADDRESSES)
+@pytest.mark.parametrize("field", ["ansible_host", "metadata.ip_address", "metadata.hostname"])
+def test_an_address_that_is_no_ip_or_hostname_skips_the_device_naming_uuid_and_value(field, value):
+    if field == "ansible_host":
+        result, findings = device(ansible_host=value, metadata={})
+    else:
+        result, findings = device(ansible_host=None, metadata={field.split(".")[1]: value})
+    assert result is None
+    assert findings == {plugin.BAD_ADDRESS: [f"u-1 ({field} {value.strip()!r})"]}
+
+
+def test_a_bad_column_is_not_papered_over_by_a_good_ip_address():
+    result, findings = device(ansible_host="-oProxyCommand=id", metadata={"ip_address": "192.0.2.1"})
+    assert result is None
+    assert findings[plugin.BAD_ADDRESS] == ["u-1 (ansible_host '-oProxyCommand=id')"]
+
+
+@pytest.mark.parametrize(
+    ("name", "uuid", "shown"),
+    [
+        ("localhost", "u-1", "localhost"),
+        ("LOCALHOST", "u-1", "LOCALHOST"),
+        ("LocalHost", "u-1", "LocalHost"),
+        ("  localhost \t", "u-1", "localhost"),
+        ("localhost.", "u-1", "localhost."),
+        ("127.0.0.1", "u-1", "127.0.0.1"),
+        ("::1", "u-1", "::1"),
+        (None, "localhost", "localhost"),
+        ("   ", "Localhost", "Localhost"),
+    ],
+)
+def test_a_device_named_like_the_controller_is_skipped_naming_its_uuid(name, uuid, shown):
+    result, findings = device(uuid, device_name=name, ansible_host="192.0.2.1")
+    assert result is None
+    assert findings == {plugin.CONTROLLER_NAME: [f"{uuid} ({shown!r})"]}
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost-kitchen", "my-localhost", "127.0.0.2", "localhost2", "loc alhost"]
+)
+def test_names_that_only_look_like_localhost_are_kept(name):
+    result, findings = device(device_name=name, ansible_host="127.0.0.1")
+    assert result is not None
+    assert result.candidate == name
+    assert findings == {}
+
+
+def test_controller_names_never_become_hosts_even_among_duplicates():
+    rows = [row("u-1", device_name="localhost"), row("u-2", device_name="localhost"), row("u-3")]
+    findings = plugin.Findings()
+    devices = plugin.devices_from_rows(rows, ZONES, findings)
+    names = plugin.assign_hostnames(devices, findings)
+    assert names == {"u-3": "kitchen"}
+    assert findings.items[plugin.CONTROLLER_NAME] == ["u-1 ('localhost')", "u-2 ('localhost')"]
+    assert plugin.DUPLICATE_NAME not in findings.items
+
+
+def test_the_default_statuses_keep_updating_devices():
+    """DESIGN: a device left `updating` by a run that died stays reachable by the next run."""
+    import yaml  # noqa: PLC0415
+
+    options = yaml.safe_load(plugin.DOCUMENTATION)["options"]
+    assert options["statuses"]["default"] == ["online", "updating"]
+
+
+@pytest.mark.parametrize(
     ("metadata", "kind"), [("junk", "a JSON string"), ([1, 2], "a JSON array"), (7, "a JSON number")]
 )
 def test_metadata_that_is_not_an_object_becomes_an_empty_mapping(metadata, kind):
