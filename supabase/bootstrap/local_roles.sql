@@ -27,12 +27,21 @@ ALTER ROLE authenticator WITH PASSWORD :'authenticator_password';
 GRANT anon, authenticated, service_role TO authenticator;
 
 GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public
-    GRANT ALL ON TABLES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public
-    GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public
-    GRANT EXECUTE ON FUNCTIONS TO anon, authenticated, service_role;
+-- Supabase sets these defaults once, when a project is created; so does this
+-- script, on a database no migration has run on yet. Granting them on every
+-- stack-up would reopen what the lockdown migrations closed.
+DO $$
+BEGIN
+    IF to_regclass('supabase_migrations.schema_migrations') IS NULL THEN
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            GRANT ALL ON TABLES TO anon, authenticated, service_role;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            GRANT EXECUTE ON FUNCTIONS TO anon, authenticated, service_role;
+    END IF;
+END
+$$;
 
 -- The bookkeeping table of the Supabase CLI: `supabase db push` and this
 -- stack agree on which migrations a database has.

@@ -6,15 +6,18 @@ supabase-py with the stack's keys.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from postgrest.exceptions import APIError
+from stack import make_jwt  # the stack's own key minting; tests/conftest.py puts tools/ on sys.path
 from supabase import create_client
 
 pytestmark = pytest.mark.stack
@@ -172,3 +175,137 @@ def test_migrations_reapplied_to_an_existing_schema_change_nothing(stack_env, re
         for path in sorted((repo_root / "supabase" / "migrations").glob("*.sql")):
             conn.execute(path.read_text())
     assert schema_fingerprint(stack_env["DATABASE_URL"]) == before
+
+
+# --- later objects, DELETE, and a signed-in user's token ----------------------------------------
+
+
+def stack_dir() -> Path:
+    return Path(os.environ.get("VF_STACK_DIR", Path(__file__).resolve().parents[2] / ".stack"))
+
+
+@pytest.fixture
+def authenticated(stack_env):
+    """A client holding a signed-in user's token: role authenticated, signed by this stack."""
+    secrets = json.loads((stack_dir() / "secrets.json").read_text())
+    token = make_jwt(secrets["jwt_secret"], "authenticated", int(time.time()))
+    client = create_client(stack_env["SUPABASE_URL"], stack_env["SUPABASE_ANON_KEY"])
+    client.postgrest.auth(token)
+    return client
+
+
+def count(service, table: str) -> int:
+    return service.table(table).select("id", count="exact").limit(1).execute().count
+
+
+def refused(call) -> None:
+    """`call` is refused for lack of privilege (42501), not for a bad token (PGRST30x)."""
+    with pytest.raises(APIError) as err:
+        call()
+    assert err.value.code == "42501", err.value
+
+
+LATER = "vf_test_later_table"
+DROP_LATER = (
+    "DROP TABLE IF EXISTS public.vf_test_later_table;DROP FUNCTION IF EXISTS public.vf_test_later_table_fn();"
+)
+CREATE_LATER = """
+CREATE TABLE public.vf_test_later_table (id bigserial PRIMARY KEY, note text);
+INSERT INTO public.vf_test_later_table (note) VALUES ('secret');
+CREATE FUNCTION public.vf_test_later_table_fn() RETURNS bigint LANGUAGE sql
+    AS 'SELECT count(*) FROM public.vf_test_later_table';
+NOTIFY pgrst, 'reload schema';
+"""
+
+
+@pytest.fixture
+def later_objects(registry_db, service):
+    """A table (with its sequence) and a function created after the migrations, as the role
+    the migrations run as (DATABASE_URL's), the way the next migration would add them."""
+    db = registry_db
+    db.execute(DROP_LATER + CREATE_LATER)
+    deadline = time.monotonic() + 15
+    while True:  # PostgREST reloads its schema cache asynchronously
+        try:
+            service.table(LATER).select("note").execute()
+            break
+        except APIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield db
+    db.execute(DROP_LATER + "NOTIFY pgrst, 'reload schema';")
+
+
+def test_objects_created_after_the_migrations_are_closed_to_anon_and_authenticated(
+    later_objects, service, anon, authenticated
+):
+    db = later_objects
+    creator = db.execute("SELECT current_user").fetchone()[0]
+    for role in ("anon", "authenticated"):
+        privileges = db.execute(
+            "SELECT has_table_privilege(%(r)s, %(t)s,"
+            "   'SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER'),"
+            " has_sequence_privilege(%(r)s, %(s)s, 'USAGE,SELECT,UPDATE'),"
+            " has_function_privilege(%(r)s, %(f)s, 'EXECUTE')",
+            {"r": role, "t": f"public.{LATER}", "s": f"public.{LATER}_id_seq", "f": f"public.{LATER}_fn()"},
+        ).fetchone()
+        assert privileges == (False, False, False), (role, creator, privileges)
+    # The service key still reaches them.
+    assert service.table(LATER).select("note").execute().data == [{"note": "secret"}]
+    assert service.rpc(f"{LATER}_fn").execute().data == 1
+    for client in (anon, authenticated):
+        refused(lambda c=client: c.table(LATER).select("note").execute())
+        refused(lambda c=client: c.table(LATER).insert({"note": "x"}).execute())
+        refused(lambda c=client: c.rpc(f"{LATER}_fn").execute())
+    assert db.execute(f"SELECT count(*) FROM public.{LATER}").fetchone()[0] == 1  # noqa: S608
+
+
+def test_no_function_in_public_is_executable_by_anon_or_authenticated(registry_db):
+    rows = registry_db.execute(
+        "SELECT p.oid::regprocedure::text, r.rolname FROM pg_proc p"
+        " CROSS JOIN (VALUES ('anon'), ('authenticated')) AS r(rolname)"
+        " WHERE p.pronamespace = 'public'::regnamespace"
+        "   AND has_function_privilege(r.rolname, p.oid, 'EXECUTE')"
+    ).fetchall()
+    assert rows == []
+
+
+def test_anon_delete_on_devices_is_refused_and_deletes_nothing(anon, service, device_uuid):
+    service.table("devices").insert({"device_uuid": device_uuid, "device_name": "keep-me"}).execute()
+    before = count(service, "devices")
+    refused(lambda: anon.table("devices").delete().eq("device_uuid", device_uuid).execute())
+    refused(lambda: anon.table("devices").delete().neq("device_uuid", "").execute())
+    assert count(service, "devices") == before
+    rows = service.table("devices").select("device_name").eq("device_uuid", device_uuid).execute()
+    assert rows.data == [{"device_name": "keep-me"}]
+
+
+def test_a_signed_in_users_token_reads_and_writes_nothing(authenticated, service, device_uuid):
+    device = service.table("devices").insert({"device_uuid": device_uuid, "device_name": "before"}).execute()
+    device_id = device.data[0]["id"]
+    version = f"0.0.0-{device_uuid}"
+    update = service.table("updates").insert({"version": version}).execute().data[0]
+    try:
+        service.table("device_updates").insert({"device_id": device_id, "update_id": update["id"]}).execute()
+        before = {t: count(service, t) for t in TABLES}
+        new_rows = {
+            "devices": {"device_uuid": f"user-{uuid.uuid4()}"},
+            "updates": {"version": f"user-{uuid.uuid4()}"},
+            "device_updates": {"device_id": device_id, "update_id": update["id"]},
+        }
+        changes = {"devices": {"device_name": "after"}, "updates": {"description": "x"}}
+        changes["device_updates"] = {"status": "failed"}
+        for table in TABLES:
+            query = authenticated.table(table)
+            refused(lambda q=query: q.select("*").execute())
+            refused(lambda q=query, t=table: q.insert(new_rows[t]).execute())
+            refused(lambda q=query, t=table: q.update(changes[t]).neq("id", str(uuid.uuid4())).execute())
+            refused(lambda q=query: q.delete().neq("id", str(uuid.uuid4())).execute())
+        assert {t: count(service, t) for t in TABLES} == before
+        names = service.table("devices").select("device_name").eq("device_uuid", device_uuid).execute()
+        assert names.data == [{"device_name": "before"}]
+        progress = service.table("device_updates").select("status").eq("device_id", device_id).execute()
+        assert progress.data == [{"status": "pending"}]
+    finally:
+        service.table("updates").delete().eq("id", update["id"]).execute()
