@@ -121,3 +121,36 @@ def test_source_digest_ignores_build_debris_but_not_code(wh, tmp_path):
     assert wh.source_digest(src) == first
     (src / "src" / "pkg" / "__init__.py").write_text("x = 2\n")
     assert wh.source_digest(src) != first
+
+
+def _client(tmp_path: Path, version: str, body: str) -> Path:
+    src = tmp_path / f"client-{len(list(tmp_path.iterdir()))}"
+    (src / "src" / "voice_client").mkdir(parents=True)
+    (src / "pyproject.toml").write_text(f'[project]\nname = "voice-client"\nversion = "{version}"\n')
+    (src / "src" / "voice_client" / "__init__.py").write_text(body)
+    (src / "requirements.lock").write_text(LOCK)
+    return src
+
+
+def test_a_release_is_its_content_not_its_version_string(wh, tmp_path):
+    target = [wh.Target.from_arg({"arch": "x86_64", "python": "3.11", "glibc": "2.36"})]
+    one = _client(tmp_path, "1.1.0", "VALUE = 1\n")
+    same = _client(tmp_path, "1.1.0", "VALUE = 1\n")
+    changed = _client(tmp_path, "1.1.0", "VALUE = 2\n")
+    ids = [
+        wh.plan_releases(c / "requirements.lock", c, target)["cp311-x86_64"]["release_id"]
+        for c in (one, same, changed)
+    ]
+    assert ids[0] == ids[1], "the same content is the same release"
+    assert ids[2] != ids[0], "a changed client under the same version is a new release"
+    assert all(i.startswith("1.1.0-") for i in ids)
+    # Build debris never changes the release.
+    (one / "build").mkdir()
+    (one / "build" / "junk.py").write_text("x")
+    assert wh.plan_releases(one / "requirements.lock", one, target)["cp311-x86_64"]["release_id"] == ids[0]
+
+
+def test_the_release_id_covers_lock_and_platform(wh):
+    base = wh.release_id_of("1.1.0", "s" * 64, "l" * 64, "cp311-x86_64")
+    assert wh.release_id_of("1.1.0", "s" * 64, "m" * 64, "cp311-x86_64") != base
+    assert wh.release_id_of("1.1.0", "s" * 64, "l" * 64, "cp311-aarch64") != base

@@ -337,6 +337,43 @@ def _ignore_debris(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in SKIP_SOURCE_PARTS or n.endswith(".egg-info")}
 
 
+def release_id_of(version: str, client_digest: str, lock_hash: str, platform_key: str) -> str:
+    """<version>-<12 hex>: a release is its content (client source, lock, Python and platform).
+
+    A changed client under an unchanged version string is a new release.
+    """
+    content = f"{client_digest}:{lock_hash}:{platform_key}"
+    return f"{version}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def client_version(source: Path) -> str:
+    """The version in the client's pyproject.toml, checked to name a directory."""
+    pyproject = source / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text())["project"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise WheelhouseError(f"cannot read the client's version from {pyproject}: {exc}") from None
+    version = str(project.get("version", ""))
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+_-]*", version):
+        raise WheelhouseError(f"{pyproject}: version {version!r} cannot name a release directory")
+    return version
+
+
+def plan_releases(lock: Path, source: Path, targets: list) -> dict:
+    """The release id of every platform, without downloading or building anything."""
+    version, digest, lock_hash = client_version(source), source_digest(source), sha256_file(lock)
+    return {
+        t.key: {
+            "platform": t.key,
+            "release_id": release_id_of(version, digest, lock_hash, t.key),
+            "version": version,
+            "client_source_sha256": digest,
+            "lock_sha256": lock_hash,
+        }
+        for t in targets
+    }
+
+
 def source_digest(source: Path) -> str:
     """sha256 over the client's source files (names and contents), build debris left out."""
     digest = hashlib.sha256()
@@ -436,14 +473,7 @@ class Wheelhouse:
 
     def client_wheel(self, source: Path) -> tuple[str, Path | None, str]:
         """(version, wheel path or None in check mode, source digest) of the voice client."""
-        pyproject = source / "pyproject.toml"
-        try:
-            project = tomllib.loads(pyproject.read_text())["project"]
-        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-            raise WheelhouseError(f"cannot read the client's version from {pyproject}: {exc}") from None
-        version = str(project.get("version", ""))
-        if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+_-]*", version):
-            raise WheelhouseError(f"{pyproject}: version {version!r} cannot name a release directory")
+        version = client_version(source)
         digest = source_digest(source)
         out = self.cache / "client" / f"{version}-{digest[:16]}"
         wheels = sorted(out.glob("*.whl")) if out.exists() else []
@@ -462,7 +492,7 @@ class Wheelhouse:
     def prepare(self, lock_path: Path, reqs: list[Locked], target: Target, client: tuple) -> dict:
         version, client_wheel, client_digest = client
         lock_hash = sha256_file(lock_path)
-        release_id = f"{version}-{hashlib.sha256(f'{lock_hash}:{target.key}'.encode()).hexdigest()[:12]}"
+        release_id = release_id_of(version, client_digest, lock_hash, target.key)
         base = self.cache / "platforms" / target.key / lock_hash[:16]
         wheel_dir = base / "wheels"
         built_dir = base / "built"
@@ -612,14 +642,17 @@ class Wheelhouse:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("lock", "source", "platforms", "cache_dir", "index_url", "tools_lock"))
+    _VALID_ARGS = frozenset(
+        ("lock", "source", "platforms", "cache_dir", "index_url", "tools_lock", "plan_only")
+    )
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
         args = self._task.args
         try:
-            missing = [k for k in ("lock", "source", "platforms", "cache_dir") if not args.get(k)]
+            required = ("lock", "source", "cache_dir") + (() if args.get("plan_only") else ("platforms",))
+            missing = [k for k in required if not args.get(k)]
             if missing:
                 raise WheelhouseError(f"missing arguments: {', '.join(missing)}")
             lock = Path(str(args["lock"])).expanduser()
@@ -628,7 +661,15 @@ class ActionModule(ActionBase):
                 raise WheelhouseError(f"device lock {lock} does not exist")
             if not (source / "pyproject.toml").is_file():
                 raise WheelhouseError(f"{source} is not the voice client's source (no pyproject.toml)")
-            targets = sorted({Target.from_arg(p) for p in args["platforms"]}, key=lambda t: t.key)
+            targets = sorted({Target.from_arg(p) for p in args.get("platforms") or []}, key=lambda t: t.key)
+            if args.get("plan_only"):
+                # Only the release ids: what a device must run, known before anything is fetched.
+                result["changed"] = False
+                result["source"] = str(source)
+                result["version"] = client_version(source)
+                result["source_sha256"] = source_digest(source)
+                result["platforms"] = plan_releases(lock, source, targets)
+                return result
             index_url = str(args.get("index_url") or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX)
             house = Wheelhouse(
                 Path(str(args["cache_dir"])).expanduser(), Index(index_url), self._task.check_mode
