@@ -15,7 +15,8 @@ Operations (argument ``operation``):
     ``update``: {version, update_type, description, system_packages}. The
     ``updates`` row of that version, created when missing. Returns ``update``.
 ``latest_update``
-    The newest ``updates`` row (by created_at), or null. Returns ``update``.
+    The newest ``updates`` row (by created_at), or null. Returns ``update``,
+    and ``updates``: the newest ``limit`` rows (default 1), newest first.
 ``set_device_update``
     ``device_uuid``, ``version``, ``status`` and optionally ``error_message``,
     ``scheduled_for``: the ``device_updates`` row of that device and version
@@ -26,6 +27,18 @@ Operations (argument ``operation``):
 ``set_device``
     ``device_uuid`` and any of ``status``, ``current_version``: update the
     device row (``last_seen`` too). Returns ``device``.
+``record_progress``
+    ``update`` ({version, update_type, description, system_packages,
+    package_url}) and ``records`` (a list of {device_uuid, status,
+    error_message, scheduled_for, device_status, current_version}): a whole
+    batch in ONE request (the ``fleet_record_progress`` function of the
+    migrations): the update row created when missing, each device's
+    ``device_updates`` row and its status/version, rows that already agree left
+    alone. Returns ``update``, ``progress_written``, ``devices_written`` and
+    ``missing`` (device_uuids not in the registry).
+
+Connection errors and 5xx answers are retried with backoff (``retries``,
+default 3) before they fail the task.
 
 Connection: ``url`` and ``key`` (default: env SUPABASE_URL, SUPABASE_SERVICE_KEY).
 The key is never returned or printed; give the task ``no_log: true`` anyway.
@@ -35,6 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
@@ -56,8 +70,28 @@ DEVICE_UPDATE_STATUSES = ("pending", "downloading", "installing", "completed", "
 FINAL_STATUSES = ("completed", "failed", "rolled_back")
 
 
+RECORD_FIELDS = (
+    "device_uuid",
+    "status",
+    "error_message",
+    "scheduled_for",
+    "device_status",
+    "current_version",
+)
+# PostgREST's own codes for "the database cannot be reached right now".
+TRANSIENT_CODES = ("PGRST000", "PGRST001", "PGRST002", "PGRST003")
+
+
 class RegistryError(Exception):
     """A failure the operator can act on; never carries the key."""
+
+
+def transient(exc: Exception) -> bool:
+    """A connection error or a 5xx-like answer: worth trying again."""
+    if HAS_SUPABASE and isinstance(exc, APIError):
+        code = str(exc.code or "")
+        return code in TRANSIENT_CODES or code.startswith("5") or not code
+    return True
 
 
 def now() -> str:
@@ -96,7 +130,7 @@ def progress_stamps(status: str, before: dict[str, Any] | None) -> dict[str, Any
 
 
 class Registry:
-    def __init__(self, url: str, key: str, check_mode: bool) -> None:
+    def __init__(self, url: str, key: str, check_mode: bool, retries: int = 3) -> None:
         if not HAS_SUPABASE:
             raise RegistryError("the supabase Python package is missing on the controller (make setup)")
         if not url.startswith(("http://", "https://")):
@@ -105,16 +139,71 @@ class Registry:
             raise RegistryError("no registry key: set SUPABASE_SERVICE_KEY or pass key")
         self.url = url
         self.check_mode = check_mode
+        self.retries = max(0, retries)
         try:
             self.client: Client = create_client(url, key)
         except Exception as exc:
             raise RegistryError(f"cannot set up a client for {url}: {exc}") from None
 
     def _run(self, what: str, query) -> list[dict[str, Any]]:
-        try:
-            return query.execute().data or []
-        except Exception as exc:
-            raise explain(exc, what, self.url) from None
+        data = self._execute(what, query)
+        return data or []
+
+    def _execute(self, what: str, query) -> Any:
+        """Run one request, retrying connection errors and 5xx with backoff (0.5 s, 1 s, 2 s, ...)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return query.execute().data
+            except Exception as exc:
+                if attempt >= self.retries or not transient(exc):
+                    raise explain(exc, what, self.url) from None
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- a batch in one request
+
+    def record_progress(self, update: dict[str, Any], records: list[Any]) -> tuple[bool, dict, None]:
+        version = str(update.get("version") or "")
+        if not version:
+            raise RegistryError("record_progress needs update.version")
+        update_type = update.get("update_type", "scheduled")
+        if update_type not in UPDATE_TYPES:
+            raise RegistryError(f"update_type {update_type!r} is not one of {', '.join(UPDATE_TYPES)}")
+        clean = []
+        for record in records:
+            if not isinstance(record, dict) or not record.get("device_uuid"):
+                raise RegistryError(f"every record needs a device_uuid, got {record!r}")
+            unknown = set(record) - set(RECORD_FIELDS)
+            if unknown:
+                raise RegistryError(f"record of {record['device_uuid']} has unknown fields {sorted(unknown)}")
+            status = record.get("status")
+            if status is not None and status not in DEVICE_UPDATE_STATUSES:
+                raise RegistryError(f"status {status!r} is not one of {', '.join(DEVICE_UPDATE_STATUSES)}")
+            device_status = record.get("device_status")
+            if device_status is not None and device_status not in DEVICE_STATUSES:
+                raise RegistryError(
+                    f"device_status {device_status!r} is not one of {', '.join(DEVICE_STATUSES)}"
+                )
+            clean.append({k: v for k, v in record.items() if v not in (None, "")})
+        if self.check_mode:
+            return bool(clean), {"update": {"version": version}, "records": clean}, None
+        payload = {
+            "p_update": {
+                "version": version,
+                "update_type": update_type,
+                "description": update.get("description") or "",
+                "system_packages": list(update.get("system_packages") or []),
+                "package_url": update.get("package_url") or "",
+            },
+            "p_records": clean,
+        }
+        answer = self._execute(
+            f"recording {len(clean)} device(s) on update {version}",
+            self.client.rpc("fleet_record_progress", payload),
+        )
+        answer = answer if isinstance(answer, dict) else {}
+        changed = bool(answer.get("progress_written") or answer.get("devices_written"))
+        return changed, answer, None
 
     # -- devices
 
@@ -207,11 +296,15 @@ class Registry:
         return True, rows[0], None
 
     def latest_update(self) -> dict[str, Any] | None:
-        rows = self._run(
-            "reading the latest update",
-            self.client.table("updates").select("*").order("created_at", desc=True).order("id").limit(1),
-        )
+        rows = self.latest_updates(1)
         return rows[0] if rows else None
+
+    def latest_updates(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` updates rows, newest first (one request)."""
+        return self._run(
+            "reading the latest updates",
+            self.client.table("updates").select("*").order("created_at", desc=True).order("id").limit(limit),
+        )
 
     def set_device_update(self, args: dict[str, Any]) -> tuple[bool, dict, dict | None]:
         device_uuid, version, status = (str(args.get(k) or "") for k in ("device_uuid", "version", "status"))
@@ -269,6 +362,9 @@ class ActionModule(ActionBase):
             "scheduled_for",
             "current_version",
             "if_update_exists",
+            "records",
+            "retries",
+            "limit",
         )
     )
 
@@ -282,7 +378,7 @@ class ActionModule(ActionBase):
         try:
             if not url:
                 raise RegistryError("no registry url: set SUPABASE_URL or pass url")
-            registry = Registry(url, key, bool(self._task.check_mode))
+            registry = Registry(url, key, bool(self._task.check_mode), int(args.get("retries", 3)))
             if operation == "register_device":
                 changed, row, before = registry.register_device(dict(args.get("device") or {}))
                 result["device"] = row
@@ -291,8 +387,10 @@ class ActionModule(ActionBase):
                 result["update"] = row
             elif operation == "latest_update":
                 changed, before = False, None
-                row = registry.latest_update()
+                rows = registry.latest_updates(max(1, int(args.get("limit") or 1)))
+                row = rows[0] if rows else None
                 result["update"] = row
+                result["updates"] = rows
             elif operation == "set_device_update":
                 changed, row, before = registry.set_device_update(args)
                 result["device_update"] = row
@@ -300,10 +398,15 @@ class ActionModule(ActionBase):
                 fields = {k: args[k] for k in ("status", "current_version") if args.get(k) is not None}
                 changed, row, before = registry.set_device(str(args.get("device_uuid") or ""), fields)
                 result["device"] = row
+            elif operation == "record_progress":
+                changed, row, before = registry.record_progress(
+                    dict(args.get("update") or {}), list(args.get("records") or [])
+                )
+                result.update(row)
             else:
                 raise RegistryError(
                     f"operation {operation!r} is not one of register_device, ensure_update, latest_update, "
-                    "set_device_update, set_device"
+                    "set_device_update, set_device, record_progress"
                 )
         except RegistryError as exc:
             raise AnsibleActionFail(f"registry: {exc}") from None
