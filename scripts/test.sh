@@ -3,7 +3,8 @@
 #
 #   quick          tests/unit tests/integration tests/voice_client, against a
 #                  registry stack of its own (some tests empty the registry)
-#   e2e            tests/e2e: the simulated fleet, on the default stack
+#   e2e            tests/e2e: the simulated fleet, on a registry stack of its own
+#                  (its tests count the registry requests a play makes)
 #   molecule       tests/molecule: every scenario but the slow one, on the default stack
 #   molecule-slow  tests/molecule: the emulated arm64 scenario
 #
@@ -20,6 +21,8 @@ LOGS=.cache/test-logs
 PY=.venv/bin/python
 QUICK_STACK_DIR=.cache/stack-test
 QUICK_STACK_PORT=55421
+E2E_STACK_DIR=.cache/stack-e2e
+E2E_STACK_PORT=55521
 mkdir -p "$LOGS"
 
 # Every test file must belong to a phase: a new folder must not silently never run.
@@ -32,6 +35,7 @@ scripts/bed.sh image >/dev/null
 scripts/bed.sh image arm64 >/dev/null
 "$PY" tools/stack.py up
 VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT "$PY" tools/stack.py up
+VF_STACK_DIR=$E2E_STACK_DIR VF_STACK_PORT=$E2E_STACK_PORT "$PY" tools/stack.py up
 
 declare -A pids
 start=$(date +%s)
@@ -46,7 +50,7 @@ run_phase() {
 
 run_phase quick VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT \
     "$PY" -m pytest tests/unit tests/integration tests/voice_client
-run_phase e2e "$PY" -m pytest tests/e2e
+run_phase e2e VF_STACK_DIR=$E2E_STACK_DIR VF_STACK_PORT=$E2E_STACK_PORT "$PY" -m pytest tests/e2e
 # The emulated arm64 scenario alone takes as long as all the others together:
 # it gets a lane of its own.
 run_phase molecule "$PY" -m pytest -m "not slow" tests/molecule

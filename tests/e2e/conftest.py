@@ -212,6 +212,9 @@ def provisioned(fleet: FleetHandle, tmp_path_factory: pytest.TempPathFactory) ->
     """The fleet after playbooks/site.yml: every device runs this checkout's client and is registered."""
     from playbook_support import failure_summary, run_playbook  # noqa: PLC0415 (a sibling helper module)
 
-    runner = run_playbook(fleet, "site.yml", tmp_path_factory.mktemp("site"))
+    # Whatever an earlier test left: this checkout's release, deliberately, even if older.
+    runner = run_playbook(
+        fleet, "site.yml", tmp_path_factory.mktemp("site"), extravars={"rollout_allow_downgrade": True}
+    )
     assert runner.rc == 0, failure_summary(runner)
     return fleet

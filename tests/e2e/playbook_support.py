@@ -8,6 +8,7 @@ not stdout text.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,24 @@ def set_activity(fleet: FleetHandle, name: str, *, busy: bool, minutes_ago: floa
     )
     proc = fleet.exec(name, "python3", "-c", script)
     assert proc.returncode == 0, proc.stderr
+
+
+class GatewayLog:
+    """The registry gateway's access log from now on: the requests a play sent to the registry."""
+
+    WRITES = ("POST", "PATCH", "PUT", "DELETE")
+
+    def __init__(self, fleet: FleetHandle) -> None:
+        stack_dir = Path(os.environ.get("VF_STACK_DIR") or ROOT / ".stack")
+        self.path = stack_dir / "log" / "nginx-access.log"
+        self.start = self.path.stat().st_size if self.path.exists() else 0
+
+    def requests(self) -> list[str]:
+        """'METHOD /path' of every request logged since this object was made."""
+        with self.path.open("rb") as handle:
+            handle.seek(self.start)
+            lines = handle.read().decode(errors="replace").splitlines()
+        return [line.split('"')[1].rsplit(" ", 1)[0] for line in lines if line.count('"') >= 2]
+
+    def writes(self) -> list[str]:
+        return [r for r in self.requests() if r.split(" ", 1)[0] in self.WRITES]

@@ -1,0 +1,892 @@
+#!/usr/bin/python3
+"""Build one release of the voice client on the device, in one module run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: voice_release_build
+short_description: Build one voice-client release (venv + hash-checked wheels) on the device
+description:
+  - Builds C(<release_dir>/venv) from the device's wheel cache only, in one run, and writes the
+    completion marker C(<release_dir>/.build-complete) last (temp file, fsync, rename, fsync of
+    the directory).
+  - Optionally unpacks a tar of wheels the device lacked into the wheel cache first, only plain
+    files named C(*.whl) without path components that are listed in O(wheels); each is
+    hash-checked before it is renamed into place.
+  - Every wheel named in O(wheels) is checked against its sha256 (with a cache keyed by name,
+    size, mtime_ns, ctime_ns and inode, so unchanged files are not re-read on every build).
+  - Distributions whose wheel file and sha256 equal the previous release's are hard-linked
+    (copied across file systems) from the previous venv; their console scripts are written
+    anew for the new venv. pip, run from its wheel file by the new venv's interpreter,
+    installs the rest with C(--no-index --no-deps --require-hashes --only-binary=:all:).
+  - Then C(pip check), an import of every module of O(import_check) and the client's
+    C(self-check) as O(selfcheck_user). A failure names the step, removes the partial release
+    (never O(previous_release_dir)) and leaves no marker.
+  - Idempotent, a release whose marker names it is not touched (changed=false).
+options:
+  release_dir:
+    description: The release's directory; its basename is the release id.
+    type: path
+    required: true
+  wheel_dir:
+    description: The device's wheel cache for its platform (created 0755 when missing).
+    type: path
+    required: true
+  requirements:
+    description:
+      - Text of the release's hashed requirements file, written to C(<release_dir>/requirements.txt).
+      - One requirement per logical line (C(name==version --hash=sha256:<hex>), or a wheel file
+        name/path with its hash); comments and C(\) continuations are allowed.
+    type: str
+    required: true
+  wheels:
+    description: Wheel file name to sha256 of every wheel this release needs.
+    type: dict
+    required: true
+  incoming:
+    description: A tar file of wheels to add to O(wheel_dir); deleted once read.
+    type: path
+  previous_release_dir:
+    description: The active release, whose installed distributions may be reused. Never modified.
+    type: path
+  python:
+    description: The interpreter that creates the venv.
+    type: path
+    default: /usr/bin/python3
+  pip_wheel:
+    description:
+      - The pip wheel file that pip runs from. Default the newest
+        C(/usr/share/python-wheels/pip-*.whl) (Debian's python3-pip-whl, brought by python3-venv).
+    type: path
+  import_check:
+    description: Modules to import with the new venv's interpreter.
+    type: list
+    elements: str
+    default: []
+  selfcheck_user:
+    description: The user that runs C(voice-client self-check).
+    type: str
+    default: voice-client
+  env_file:
+    description: The env file passed to C(voice-client self-check --env-file).
+    type: path
+    default: /etc/voice-client/voice-client.env
+  run_selfcheck:
+    description: Run C(<venv>/bin/voice-client self-check) as O(selfcheck_user).
+    type: bool
+    default: true
+  marker:
+    description:
+      - Content of the completion marker (version, release, ...). The module adds C(installed)
+        (distribution name to C({wheel, sha256})), which the next build reads to reuse.
+      - Its C(release), when given, must equal the basename of O(release_dir).
+    type: dict
+    required: true
+notes:
+  - Supports check mode (reports what would be built, touches nothing).
+  - Runs on the device's Python (3.11, standard library only).
+author: voice-fleet
+"""
+
+EXAMPLES = r"""
+- name: Build the release
+  voice_release_build:
+    release_dir: /opt/voice-client/releases/1.1.0-abc123def456
+    wheel_dir: /opt/voice-client/wheels/cp311-aarch64
+    requirements: "{{ lookup('file', house.requirements) }}"
+    wheels: "{{ house.files | dict2items | items2dict(key_name='key', value_name='value') }}"
+    incoming: /opt/voice-client/incoming-1.1.0-abc123def456.tar
+    previous_release_dir: /opt/voice-client/releases/1.0.0-0123456789ab
+    import_check: [voice_client, numpy]
+    marker:
+      release: 1.1.0-abc123def456
+      version: 1.1.0
+  register: build
+"""
+
+RETURN = r"""
+changed:
+  description: Whether a release was built (check mode - would be built).
+  type: bool
+  returned: always
+release:
+  description: The release id (basename of release_dir).
+  type: str
+  returned: always
+reused:
+  description: Distributions hard-linked from the previous release (check mode - would be).
+  type: list
+  elements: str
+  returned: always
+installed:
+  description: Distributions installed by pip (check mode - would be).
+  type: list
+  elements: str
+  returned: always
+timings:
+  description: Seconds spent per step (wheel hashes, venv, reuse, install, pip check, import check,
+    self-check, marker, total).
+  type: dict
+  returned: always
+step:
+  description: >-
+    The step that failed, one of: arguments, wheel hashes, venv, reuse, install, pip check,
+    import check, self-check, marker.
+  type: str
+  returned: failure
+error:
+  description: The failing step's last stderr lines (or stdout), or the reason.
+  type: str
+  returned: failure
+"""
+
+import base64  # noqa: E402
+import configparser  # noqa: E402
+import contextlib  # noqa: E402
+import csv  # noqa: E402
+import errno  # noqa: E402
+import fcntl  # noqa: E402
+import glob  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import stat  # noqa: E402
+import subprocess  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+try:  # Ansible ships it with the module; the pull agent keeps it beside the module.
+    from ansible.module_utils.voice_fleet_files import fsync_dir, sha256_file, write_atomic
+except ImportError:  # pragma: no cover - outside Ansible
+    from voice_fleet_files import fsync_dir, sha256_file, write_atomic  # type: ignore[no-redef]
+
+MARKER = ".build-complete"
+HASH_CACHE = ".sha256-cache.json"
+LOCK_FILE = ".voice-release-build.lock"
+PIP_WHEEL_GLOB = "/usr/share/python-wheels/pip-*.whl"
+ERROR_LINES = 15
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HASH_OPT = re.compile(r"--hash[=\s]+sha256:([0-9a-fA-F]{64})")
+_WHEEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+!-]*\.whl$")
+_SAFE_SCRIPT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_ENTRY = re.compile(r"^\s*(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+))?\s*(?:\[[^\]]*\])?\s*$")
+
+
+class BuildError(Exception):
+    """A failed step: its name and what went wrong."""
+
+    def __init__(self, step: str, error: str):
+        super().__init__(f"{step}: {error}")
+        self.step = step
+        self.error = error
+
+
+# --- small helpers -------------------------------------------------------
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wheel_dist(filename: str) -> tuple[str, str]:
+    """(canonical name, version) from a wheel file name."""
+    parts = filename[: -len(".whl")].split("-")
+    if len(parts) not in (5, 6):
+        raise ValueError(f"not a wheel file name: {filename}")
+    return canonical(parts[0]), parts[1]
+
+
+def tail(text: str, lines: int = ERROR_LINES) -> str:
+    kept = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of every child: no PYTHON* or PIP_* setting leaks in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_"))}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def run(step: str, argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), cwd=cwd, check=False)
+    except OSError as exc:
+        raise BuildError(step, f"cannot run {argv[0]}: {exc}") from None
+    if proc.returncode != 0:
+        detail = tail(proc.stderr) or tail(proc.stdout) or "(no output)"
+        raise BuildError(step, f"{' '.join(argv[:3])} ... exited {proc.returncode}: {detail}")
+    return proc
+
+
+def version_key(path: str) -> tuple:
+    version = os.path.basename(path).split("-")[1]
+    return tuple(int(p) if p.isdigit() else -1 for p in re.split(r"[.+]", version))
+
+
+def read_marker(release_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(release_dir, MARKER), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def same_path(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+# --- requirements ---------------------------------------------------------
+
+
+def logical_lines(text: str) -> list[str]:
+    """A requirements file's entries: comments dropped, backslash continuations joined."""
+    logical: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        line = "" if line.startswith("#") else line.split(" #", 1)[0].rstrip()
+        current += " " + line.rstrip("\\").strip()
+        if not line.endswith("\\"):
+            if current.strip():
+                logical.append(current.strip())
+            current = ""
+    if current.strip():
+        logical.append(current.strip())
+    return logical
+
+
+def parse_requirements(text: str, wheels: dict[str, str]) -> list[dict]:
+    """The release's requirements: [{dist, wheel, sha256, line}], each tied to one file of ``wheels``."""
+    by_sha: dict[str, str] = {}
+    for name, sha in wheels.items():
+        by_sha.setdefault(sha, name)
+    result = []
+    for entry in logical_lines(text):
+        hashes = [h.lower() for h in _HASH_OPT.findall(entry)]
+        spec = _HASH_OPT.sub("", entry).strip()
+        if not hashes or spec.startswith("-"):
+            raise ValueError(f"requirement {spec!r}: not a requirement with --hash=sha256")
+        first = spec.split(";")[0].split()[0] if spec.split() else ""
+        wheel = os.path.basename(first) if first.endswith(".whl") else None
+        if wheel is None:
+            wheel = next((by_sha[h] for h in hashes if h in by_sha), None)
+        if wheel is None or wheel not in wheels:
+            raise ValueError(f"requirement {spec!r} matches no wheel of this release")
+        if wheels[wheel] not in hashes:
+            raise ValueError(f"requirement {spec!r} allows {hashes}, but {wheel} has sha256 {wheels[wheel]}")
+        dist, _version = wheel_dist(wheel)
+        line = entry
+        if wheel == os.path.basename(first):
+            # pip resolves a file name against its working directory: point it at the cache.
+            line = entry.replace(first, "{wheel_dir}/" + wheel, 1)
+        result.append({"dist": dist, "wheel": wheel, "sha256": wheels[wheel], "line": line})
+    return result
+
+
+# --- wheel cache ----------------------------------------------------------
+
+
+class HashCache:
+    """sha256 of the files of the wheel cache keyed by name+size+mtime_ns+ctime_ns+inode.
+
+    Only ever used to confirm a file: a file whose cached hash does not match the
+    expected one is hashed again before it is declared wrong, and anything that is
+    not a well-formed entry with an identical key is ignored (the file is hashed).
+    """
+
+    def __init__(self, wheel_dir: str):
+        self.path = os.path.join(wheel_dir, HASH_CACHE)
+        self.entries: dict[str, dict] = {}
+        self.dirty = False
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            if isinstance(data, dict) and isinstance(data.get("files"), dict):
+                self.entries = data["files"]
+        except (OSError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def key(st: os.stat_result) -> list[int]:
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+    def lookup(self, name: str, st: os.stat_result) -> str | None:
+        entry = self.entries.get(name)
+        if not isinstance(entry, dict) or entry.get("key") != self.key(st):
+            return None
+        sha = entry.get("sha256")
+        return sha if isinstance(sha, str) and _SHA256.match(sha) else None
+
+    def store(self, name: str, st: os.stat_result, sha: str) -> None:
+        self.entries[name] = {"key": self.key(st), "sha256": sha}
+        self.dirty = True
+
+    def hash(self, path: str, use_cache: bool = True) -> str:
+        name = os.path.basename(path)
+        before = os.stat(path)
+        if use_cache:
+            cached = self.lookup(name, before)
+            if cached is not None:
+                return cached
+        sha = sha256_file(path)
+        after = os.stat(path)
+        if self.key(before) == self.key(after):
+            self.store(name, after, sha)
+        return sha
+
+    def save(self, keep: set[str]) -> None:
+        if not self.dirty:
+            return
+        entries = {n: e for n, e in self.entries.items() if n in keep}
+        data = json.dumps({"files": entries}, indent=1, sort_keys=True).encode()
+        with contextlib.suppress(OSError):  # only a cache: a failed write costs a re-hash next time
+            write_atomic(self.path, data)
+
+
+def unpack_incoming(tar_path: str, wheel_dir: str, wheels: dict[str, str], cache: HashCache) -> list[str]:
+    """Move the tar's wheels into the cache, each hash-checked before its rename. Returns the names."""
+    step = "receive wheels"
+    done = []
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            members = tar.getmembers()
+            seen: set[str] = set()
+            for member in members:
+                name = member.name
+                if not member.isreg():
+                    raise BuildError(
+                        step, f"incoming {tar_path}: member {name!r} is not a plain file: refused"
+                    )
+                if "/" in name or "\\" in name or not _WHEEL_NAME.match(name) or name in (".", ".."):
+                    raise BuildError(
+                        step, f"incoming {tar_path}: member {name!r} is not a bare *.whl file name: refused"
+                    )
+                if name not in wheels:
+                    raise BuildError(
+                        step, f"incoming {tar_path}: {name} is not a wheel of this release: refused"
+                    )
+                if name in seen:
+                    raise BuildError(step, f"incoming {tar_path}: {name} appears twice: refused")
+                seen.add(name)
+            for member in members:
+                name = member.name
+                source = tar.extractfile(member)
+                if source is None:
+                    raise BuildError(step, f"incoming {tar_path}: cannot read {name}")
+                fd, tmp = tempfile.mkstemp(dir=wheel_dir, prefix=".incoming-", suffix=".part")
+                try:
+                    digest = hashlib.sha256()
+                    with os.fdopen(fd, "wb") as out:
+                        for block in iter(lambda src=source: src.read(1 << 20), b""):
+                            digest.update(block)
+                            out.write(block)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    if digest.hexdigest() != wheels[name]:
+                        raise BuildError(
+                            step,
+                            f"incoming {name}: sha256 {digest.hexdigest()}, expected {wheels[name]}",
+                        )
+                    os.chmod(tmp, 0o644)
+                    os.rename(tmp, os.path.join(wheel_dir, name))
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+                cache.store(name, os.stat(os.path.join(wheel_dir, name)), wheels[name])
+                done.append(name)
+            fsync_dir(wheel_dir)
+    except (tarfile.TarError, OSError) as exc:
+        raise BuildError(step, f"incoming {tar_path}: cannot unpack: {exc}") from None
+    finally:
+        # Untrusted transport: whatever it held is either in the cache now or refused.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tar_path)
+    return done
+
+
+def verify_wheels(wheel_dir: str, wheels: dict[str, str], cache: HashCache) -> None:
+    problems = []
+    for name in sorted(wheels):
+        expected = wheels[name]
+        path = os.path.join(wheel_dir, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            problems.append(f"{name}: missing from {wheel_dir} (expected sha256 {expected})")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{name}: not a regular file in {wheel_dir} (expected sha256 {expected})")
+            continue
+        actual = cache.hash(path)
+        if actual != expected:
+            actual = cache.hash(path, use_cache=False)  # in doubt: hash
+        if actual != expected:
+            # Out of the cache, so that the next run sees it missing and sends it again.
+            with contextlib.suppress(OSError):
+                os.replace(path, path + ".corrupt")
+            problems.append(f"{name}: sha256 {actual}, expected {expected} (moved aside to {name}.corrupt)")
+    if problems:
+        raise BuildError("wheel hashes", "; ".join(problems))
+
+
+# --- venv reuse ----------------------------------------------------------
+
+
+def site_packages(venv: str) -> str | None:
+    found = sorted(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")))
+    return found[0] if len(found) == 1 else None
+
+
+def find_dist_info(site: str, dist: str, version: str) -> str | None:
+    for entry in sorted(os.listdir(site)):
+        if not entry.endswith(".dist-info"):
+            continue
+        stem = entry[: -len(".dist-info")]
+        name, _, ver = stem.rpartition("-")
+        if canonical(name) == dist and ver == version:
+            return os.path.join(site, entry)
+    return None
+
+
+def read_scripts(dist_info: str) -> dict[str, tuple[str, str]]:
+    """console_scripts and gui_scripts of a dist: name -> (module, attr)."""
+    path = os.path.join(dist_info, "entry_points.txt")
+    if not os.path.exists(path):
+        return {}
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str
+    parser.read(path, encoding="utf-8")
+    scripts = {}
+    for section in ("console_scripts", "gui_scripts"):
+        if not parser.has_section(section):
+            continue
+        for name, value in parser.items(section):
+            match = _ENTRY.match(value)
+            if not match or not match["attr"] or not _SAFE_SCRIPT.match(name):
+                raise ValueError(f"cannot read entry point {name} = {value}")
+            scripts[name] = (match["module"], match["attr"])
+    return scripts
+
+
+def script_text(python: str, module: str, attr: str) -> str:
+    if len(python) + 2 <= 127 and " " not in python:
+        head = f"#!{python}\n"
+    else:  # the kernel's shebang limit: let sh start the interpreter
+        head = f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''\n"
+    top = attr.split(".", maxsplit=1)[0]
+    body = f"from {module} import {top}\nsys.exit({attr}())\n"
+    return (
+        head
+        + "# -*- coding: utf-8 -*-\n# written by voice_release_build for a reused distribution\n"
+        + "import re\nimport sys\n"
+        + "if __name__ == '__main__':\n"
+        + "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        + "".join("    " + line + "\n" for line in body.splitlines())
+    )
+
+
+def record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+class NotReusableError(Exception):
+    """The previous venv's copy of a distribution cannot be shared as is (pip installs it)."""
+
+
+def reusable_files(rows: list[list[str]], prev_site: str, prev_bin: str, scripts: dict, record_rel: str):
+    """(site-packages files to link, RECORD rows of the scripts to write anew) of a RECORD."""
+    files, outside = [], []
+    for row in rows:
+        rel = row[0]
+        target = os.path.normpath(os.path.join(prev_site, rel))
+        if (
+            not os.path.isabs(rel)
+            and os.path.dirname(target) == prev_bin
+            and os.path.basename(target) in scripts
+        ):
+            outside.append(row)
+            continue
+        if os.path.isabs(rel) or not target.startswith(prev_site + os.sep):
+            raise NotReusableError(f"{rel} lies outside site-packages")  # data, headers, other scripts
+        if os.path.normpath(rel) == record_rel:
+            continue
+        st = os.lstat(target)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotReusableError(f"{rel} is not a regular file")
+        size = row[2] if len(row) > 2 else ""
+        if size.isdigit() and int(size) != st.st_size:
+            raise NotReusableError(f"{rel} has {st.st_size} bytes, RECORD says {size}")
+        files.append(os.path.relpath(target, prev_site))
+    return files, outside
+
+
+def plan_reuse(prev_site: str, prev_venv: str, dist: str, wheel: str) -> dict | None:
+    """What reusing ``dist`` from the previous venv takes, or None when it cannot be reused as is."""
+    _, version = wheel_dist(wheel)
+    dist_info = find_dist_info(prev_site, dist, version)
+    if dist_info is None:
+        return None
+    try:
+        scripts = read_scripts(dist_info)
+        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", newline="") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+        record_rel = os.path.relpath(os.path.join(dist_info, "RECORD"), prev_site)
+        files, outside = reusable_files(rows, prev_site, os.path.join(prev_venv, "bin"), scripts, record_rel)
+    except (NotReusableError, OSError, ValueError, configparser.Error, csv.Error):
+        return None
+    return {
+        "dist_info": os.path.relpath(dist_info, prev_site),
+        "files": files,
+        "scripts": scripts,
+        "rows": rows,
+        "outside": outside,
+    }
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+            raise
+        shutil.copy2(src, dst)
+
+
+def apply_reuse(plan: dict, prev_site: str, new_site: str, new_venv: str) -> None:
+    for rel in plan["files"]:
+        dst = os.path.join(new_site, rel)
+        os.makedirs(os.path.dirname(dst), mode=0o755, exist_ok=True)
+        link_or_copy(os.path.join(prev_site, rel), dst)
+    python = os.path.join(new_venv, "bin", "python")
+    new_rows = {}
+    for name, (module, attr) in plan["scripts"].items():
+        data = script_text(python, module, attr).encode()
+        path = os.path.join(new_venv, "bin", name)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        os.chmod(path, 0o755)  # noqa: S103 - a console script
+        new_rows[name] = (record_hash(data), str(len(data)))
+    # RECORD is the dist's own: written anew so that the scripts' hashes are right.
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in plan["rows"]:
+        name = os.path.basename(row[0])
+        if row in plan["outside"] and name in new_rows:
+            writer.writerow([row[0], *new_rows[name]])
+        else:
+            writer.writerow(row)
+    with open(os.path.join(new_site, plan["dist_info"], "RECORD"), "w", encoding="utf-8") as handle:
+        handle.write(out.getvalue())
+
+
+# --- the build ------------------------------------------------------------
+
+
+def default_pip_wheel() -> str | None:
+    found = sorted(glob.glob(PIP_WHEEL_GLOB), key=version_key)
+    return found[-1] if found else None
+
+
+def plan_build(p: dict, reqs: list[dict]) -> tuple[dict, list[dict], str | None]:
+    """(reuse plans by dist, requirements pip installs, previous site-packages)."""
+    prev = p["previous_release_dir"]
+    if not prev or same_path(prev, p["release_dir"]):
+        return {}, reqs, None
+    marker = read_marker(prev)
+    installed = (marker or {}).get("installed")
+    prev_venv = os.path.join(prev, "venv")
+    prev_site = site_packages(prev_venv)
+    if not isinstance(installed, dict) or prev_site is None:
+        return {}, reqs, None
+    prev_site = os.path.realpath(prev_site)
+    prev_venv = os.path.realpath(prev_venv)
+    plans, rest = {}, []
+    for req in reqs:
+        entry = installed.get(req["dist"])
+        plan = None
+        if (
+            isinstance(entry, dict)
+            and entry.get("wheel") == req["wheel"]
+            and entry.get("sha256") == req["sha256"]
+        ):
+            plan = plan_reuse(prev_site, prev_venv, req["dist"], req["wheel"])
+        if plan is None:
+            rest.append(req)
+        else:
+            plans[req["dist"]] = plan
+    return plans, rest, prev_site
+
+
+class Builder:
+    """One build, step by step; ``step`` is the step under way (named in any failure)."""
+
+    def __init__(self, p: dict, release: str, reqs: list[dict]):
+        self.p = p
+        self.release = release
+        self.reqs = reqs
+        self.release_dir = p["release_dir"]
+        self.wheel_dir = p["wheel_dir"]
+        self.venv = os.path.join(self.release_dir, "venv")
+        self.python = os.path.join(self.venv, "bin", "python")
+        self.pip = [self.python, p["pip_wheel"] + "/pip"]
+        self.step = "wheel hashes"
+        self.timings: dict[str, float] = {}
+        self.plans: dict[str, dict] = {}
+        self.rest: list[dict] = reqs
+
+    def timed(self, step: str, func, *args):
+        self.step = step
+        started = time.monotonic()
+        try:
+            return func(*args)
+        finally:
+            self.timings[step] = round(self.timings.get(step, 0.0) + time.monotonic() - started, 3)
+
+    def run(self) -> dict:
+        self.timed("wheel hashes", self.wheels)
+        self.timed("venv", self.venv_step)
+        self.timed("reuse", self.reuse)
+        self.timed("install", self.install)
+        self.timed("pip check", run, "pip check", [*self.pip, "check", "--disable-pip-version-check"], "/")
+        if self.p["import_check"]:
+            code = "import " + ", ".join(self.p["import_check"])
+            self.timed("import check", run, "import check", [self.python, "-c", code], "/")
+        if self.p["run_selfcheck"]:
+            voice_client = os.path.join(self.venv, "bin", "voice-client")
+            argv = ["runuser", "-u", self.p["selfcheck_user"], "--", voice_client, "self-check"]
+            self.timed("self-check", run, "self-check", [*argv, "--env-file", self.p["env_file"]], "/")
+        self.timed("marker", self.marker)
+        return {"reused": sorted(self.plans), "installed": sorted(r["dist"] for r in self.rest)}
+
+    # 2. the wheels (after the incoming ones)
+    def wheels(self) -> None:
+        cache = HashCache(self.wheel_dir)
+        try:
+            if self.p["incoming"]:
+                unpack_incoming(self.p["incoming"], self.wheel_dir, self.p["wheels"], cache)
+            verify_wheels(self.wheel_dir, self.p["wheels"], cache)
+        finally:
+            cache.save({n for n in os.listdir(self.wheel_dir) if n.endswith(".whl")})
+
+    # 3. + 4. a clean release directory and its venv
+    def venv_step(self) -> None:
+        release_dir = self.release_dir
+        if os.path.isdir(release_dir) and not os.path.islink(release_dir):
+            shutil.rmtree(release_dir)
+        elif os.path.lexists(release_dir):
+            os.unlink(release_dir)
+        os.makedirs(release_dir, mode=0o755)
+        os.chmod(release_dir, 0o755)  # noqa: S103 - the service user reads its release
+        text = self.p["requirements"]
+        write_atomic(os.path.join(release_dir, "requirements.txt"), (text.rstrip("\n") + "\n").encode())
+        run("venv", [self.p["python"], "-m", "venv", "--without-pip", self.venv])
+
+    # 5. reuse what the previous release installed from the very same wheels
+    def reuse(self) -> None:
+        new_site = site_packages(self.venv)
+        if new_site is None:
+            raise BuildError("venv", f"{self.venv}: no single lib/python3*/site-packages")
+        plans, rest, prev_site = plan_build(self.p, self.reqs)
+        if plans and os.path.basename(os.path.dirname(new_site)) != os.path.basename(
+            os.path.dirname(prev_site)
+        ):
+            return  # another Python minor version: nothing to share
+        self.plans, self.rest = plans, rest
+        for dist in sorted(plans):
+            try:
+                apply_reuse(plans[dist], prev_site, new_site, self.venv)
+            except (OSError, ValueError) as exc:
+                raise BuildError("reuse", f"{dist}: {exc}") from None
+
+    # 5. pip, from its wheel, for the rest
+    def install(self) -> None:
+        if not self.rest:
+            return
+        fd, req_file = tempfile.mkstemp(dir=self.release_dir, prefix=".pip-install-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(r["line"].replace("{wheel_dir}", self.wheel_dir) + "\n" for r in self.rest))
+        options = ["--no-index", "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir"]
+        try:
+            run(
+                "install",
+                [
+                    *self.pip,
+                    "install",
+                    *options,
+                    "--disable-pip-version-check",
+                    "--find-links",
+                    self.wheel_dir,
+                    "-r",
+                    req_file,
+                ],
+                "/",
+            )
+        finally:
+            os.unlink(req_file)
+
+    # 7. the marker, last: everything before it reaches the disk first
+    def marker(self) -> None:
+        os.sync()
+        content = dict(self.p["marker"])
+        content["release"] = self.release
+        content["installed"] = {r["dist"]: {"wheel": r["wheel"], "sha256": r["sha256"]} for r in self.reqs}
+        data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode()
+        write_atomic(os.path.join(self.release_dir, MARKER), data)
+
+
+ARGUMENT_SPEC = {
+    "release_dir": {"type": "path", "required": True},
+    "wheel_dir": {"type": "path", "required": True},
+    "requirements": {"type": "str", "required": True},
+    "wheels": {"type": "dict", "required": True},
+    "incoming": {"type": "path"},
+    "previous_release_dir": {"type": "path"},
+    "python": {"type": "path", "default": "/usr/bin/python3"},
+    "pip_wheel": {"type": "path"},
+    "import_check": {"type": "list", "elements": "str", "default": []},
+    "selfcheck_user": {"type": "str", "default": "voice-client"},
+    "env_file": {"type": "path", "default": "/etc/voice-client/voice-client.env"},
+    "run_selfcheck": {"type": "bool", "default": True},
+    "marker": {"type": "dict", "required": True},
+}
+
+
+def check_arguments(p: dict, release: str) -> list[dict]:
+    """Validate and normalise the arguments (in place); the release's requirements."""
+    if release in ("", ".", "..") or p["release_dir"] == "/":
+        raise BuildError("arguments", f"release_dir {p['release_dir']!r} names no release")
+    if p["marker"].get("release", release) != release:
+        raise BuildError("arguments", f"marker release {p['marker'].get('release')!r} is not {release!r}")
+    if same_path(p["release_dir"], p["previous_release_dir"]):
+        raise BuildError("arguments", f"{p['release_dir']} is the previous (active) release but is not built")
+    wheels = {}
+    for name, sha in p["wheels"].items():
+        if not isinstance(sha, str) or not _SHA256.match(sha.lower()) or not _WHEEL_NAME.match(name):
+            raise BuildError("arguments", f"wheels: {name!r}: {sha!r} is not a wheel file name with a sha256")
+        wheels[name] = sha.lower()
+    p["wheels"] = wheels
+    if not p["pip_wheel"]:
+        p["pip_wheel"] = default_pip_wheel()
+        if p["pip_wheel"] is None:
+            raise BuildError("arguments", f"no pip wheel at {PIP_WHEEL_GLOB}: install python3-pip-whl")
+    elif not os.path.isfile(p["pip_wheel"]):
+        raise BuildError("arguments", f"pip_wheel {p['pip_wheel']} does not exist")
+    try:
+        return parse_requirements(p["requirements"], wheels)
+    except ValueError as exc:
+        raise BuildError("arguments", str(exc)) from None
+
+
+class _Done(BaseException):
+    """The end of a run without Ansible: the result exit_json or fail_json was given."""
+
+    def __init__(self, result: dict):
+        super().__init__(result.get("msg", ""))
+        self.result = result
+
+
+class _PlainModule:
+    """What one build needs of AnsibleModule, for a caller without Ansible (the pull agent)."""
+
+    def __init__(self, params: dict, check_mode: bool):
+        unknown = sorted(set(params) - set(ARGUMENT_SPEC))
+        if unknown:
+            raise TypeError(f"voice_release_build: unknown parameters {unknown}")
+        self.params = {name: spec.get("default") for name, spec in ARGUMENT_SPEC.items()}
+        self.params.update(params)
+        missing = [n for n, spec in ARGUMENT_SPEC.items() if spec.get("required") and self.params[n] is None]
+        if missing:
+            raise TypeError(f"voice_release_build: missing required parameters {missing}")
+        self.check_mode = check_mode
+
+    def exit_json(self, **result) -> None:
+        raise _Done(result)
+
+    def fail_json(self, msg: str, **result) -> None:
+        raise _Done({**result, "failed": True, "msg": msg})
+
+
+def build(params: dict, check_mode: bool = False) -> dict:
+    """One build without Ansible: the module's parameters in, its result out (`failed` on failure)."""
+    try:
+        run_build(_PlainModule(params, check_mode))
+    except _Done as done:
+        return done.result
+    raise AssertionError("run_build ended without a result")
+
+
+def run_build(module) -> None:
+    """The module's one run; ends with module.exit_json or module.fail_json."""
+    p = dict(module.params)
+    p["release_dir"] = os.path.normpath(p["release_dir"])
+    release = os.path.basename(p["release_dir"])
+    started = time.monotonic()
+    result = {"changed": False, "release": release, "reused": [], "installed": [], "timings": {}}
+
+    def fail(step: str, error: str, cleanup: bool) -> None:
+        if cleanup and not same_path(p["release_dir"], p["previous_release_dir"]):
+            shutil.rmtree(p["release_dir"], ignore_errors=True)
+        result["timings"]["total"] = round(time.monotonic() - started, 3)
+        result.update(changed=cleanup, step=step, error=error)
+        module.fail_json(msg=f'release {release}: step "{step}" failed: {error}', **result)
+
+    # 1. done already?
+    marker = read_marker(p["release_dir"])
+    if marker is not None and marker.get("release") == release:
+        module.exit_json(**result)
+    try:
+        reqs = check_arguments(p, release)
+    except BuildError as exc:
+        fail(exc.step, exc.error, False)
+
+    if module.check_mode:
+        plans, rest, _ = plan_build(p, reqs)
+        missing = [n for n in sorted(p["wheels"]) if not os.path.exists(os.path.join(p["wheel_dir"], n))]
+        result.update(changed=True, reused=sorted(plans), installed=sorted(r["dist"] for r in rest))
+        module.exit_json(msg=f"would build {release}", missing_wheels=missing, **result)
+
+    try:
+        os.makedirs(p["wheel_dir"], mode=0o755, exist_ok=True)
+        lock = open(os.path.join(p["wheel_dir"], LOCK_FILE), "a")  # noqa: SIM115 - held for the build
+    except OSError as exc:
+        fail("wheel hashes", f"wheel_dir {p['wheel_dir']}: {exc}", False)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = read_marker(p["release_dir"])  # another run may have built it meanwhile
+        if marker is not None and marker.get("release") == release:
+            module.exit_json(**result)
+        builder = Builder(p, release, reqs)
+        result["timings"] = builder.timings
+        try:
+            outcome = builder.run()
+        except BuildError as exc:
+            fail(exc.step, exc.error, True)
+        except Exception as exc:  # anything unforeseen still leaves no half-built release behind
+            fail(builder.step, f"{type(exc).__name__}: {exc}", True)
+    result["timings"]["total"] = round(time.monotonic() - started, 3)
+    result.update(changed=True, **outcome)
+    module.exit_json(**result)
+
+
+def main() -> None:
+    # Imported here: the pull agent imports this file on a device without Ansible.
+    from ansible.module_utils.basic import AnsibleModule  # noqa: PLC0415
+
+    run_build(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True))
+
+
+if __name__ == "__main__":
+    main()

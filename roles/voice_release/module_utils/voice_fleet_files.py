@@ -1,0 +1,66 @@
+"""Durable file writes and reads on the devices, shared by the device-side modules.
+
+voice_release_build, voice_release_activate and voice_device_state import it as
+``ansible.module_utils.voice_fleet_files`` (Ansible ships it with each module);
+the pull agent, which runs them without Ansible, keeps it beside them and
+imports it by its own name. Standard library only: it runs on the device's
+python3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or a new link in `path` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """Write via a temporary file in the same directory, fsync, rename, fsync the directory.
+
+    Readers see the old file or the new one, never a part; after a power cut the
+    file is either there whole or not changed.
+    """
+    directory = os.path.dirname(path) or "."
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def read_json(path: str) -> dict:
+    """A JSON object from a file; {} when it is missing, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,228 @@
+"""The rollout engine on the simulated fleet: plan once, act only where the device differs.
+
+What voice_update adds to the safety the other e2e tests prove: a hand-edited
+managed file is found by the plan and repaired by the next rollout; a changed
+client under an unchanged version is a new release (its unchanged packages
+reused from the previous one); an older version is refused by rollouts and kept
+off by site.yml unless asked for; an `updates` row no controller can install is
+reported and skipped by the hourly play; two controllers never update one device
+at once (the second waits for the device's lock, then fails naming the holder).
+Versions 3.x are newer than anything
+the other e2e files roll out; the module's fixture puts the fleet back on this
+checkout afterwards, so the files pass alone and in any order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from playbook_support import (
+    ROOT,
+    VARIANTS,
+    GatewayLog,
+    device_state,
+    failure_summary,
+    progress,
+    run_playbook,
+    task_hosts,
+    variant,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from conftest import FleetHandle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
+
+UNIT = "/etc/systemd/system/voice-client.service"
+ENV = "/etc/voice-client/voice-client.env"
+BIN = Path(sys.executable).parent
+BUILD_TASK = "Build and verify the release on the device (one module run)"
+WHY_TASK = "Say why the device is provisioned"
+
+
+@pytest.fixture(scope="module")
+def fleet(provisioned: FleetHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetHandle]:
+    yield provisioned
+    # Back on this checkout's release (deliberately older than 3.x) for whatever runs next.
+    runner = run_playbook(
+        provisioned, "site.yml", tmp_path_factory.mktemp("reset"), extravars={"rollout_allow_downgrade": True}
+    )
+    assert runner.rc == 0, failure_summary(runner)
+
+
+def sha256(fleet: FleetHandle, name: str, path: str) -> str:
+    proc = fleet.exec(name, "sha256sum", path)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[0]
+
+
+def ok_results(runner, task: str) -> dict[str, dict]:
+    return {
+        e["event_data"]["host"]: e["event_data"].get("res") or {}
+        for e in runner.events
+        if e.get("event") == "runner_on_ok" and e["event_data"].get("task") == task
+    }
+
+
+def test_a_hand_edited_unit_and_settings_file_are_repaired(fleet: FleetHandle, tmp_path: Path) -> None:
+    edited, other, *_ = fleet.names
+    # Bring every device onto one release first (this checkout), so only the edit differs.
+    first = run_playbook(fleet, "rollout.yml", tmp_path, extravars={"rollout_allow_downgrade": True})
+    assert first.rc == 0, failure_summary(first)
+    good_unit = sha256(fleet, other, UNIT)
+    assert (
+        fleet.exec(edited, "sh", "-c", f"echo '# tuned by hand' >> {UNIT} && chmod 0644 {ENV}").returncode
+        == 0
+    )
+    assert sha256(fleet, edited, UNIT) != good_unit
+
+    log = GatewayLog(fleet)
+    runner = run_playbook(fleet, "rollout.yml", tmp_path)
+    assert runner.rc == 0, failure_summary(runner)
+    why = ok_results(runner, WHY_TASK)
+    assert set(why) == {edited}, f"only the edited device is provisioned, not {sorted(why)}"
+    assert UNIT in why[edited]["msg"] and ENV in why[edited]["msg"], why[edited]["msg"]
+    assert sha256(fleet, edited, UNIT) == good_unit, "the unit is back as the role renders it"
+    mode = fleet.exec(edited, "stat", "-c", "%a %U:%G", ENV).stdout.strip()
+    assert mode == "640 root:voice-client"
+    assert not task_hosts(runner, BUILD_TASK), "no release was built: only the files differed"
+    assert log.writes() == [], "the registry already agreed with every device"
+
+    again = run_playbook(fleet, "rollout.yml", tmp_path)
+    assert again.rc == 0, failure_summary(again)
+    assert not ok_results(again, WHY_TASK), (
+        "the repair is recorded in the stamp: the next run ends at the plan"
+    )
+
+
+def test_a_changed_client_under_the_same_version_is_a_new_release(fleet: FleetHandle, tmp_path: Path) -> None:
+    name = fleet.names[0]
+    first = variant("plain", "3.0.0")
+    runner = run_playbook(
+        fleet, "rollout.yml", tmp_path, extravars={"rollout_source": str(first)}, limit=name
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    before = device_state(fleet, name)
+    assert before["marker"]["version"] == "3.0.0"
+
+    changed = VARIANTS / "3.0.0-changed"
+    shutil.rmtree(changed, ignore_errors=True)
+    shutil.copytree(first, changed)
+    init = changed / "src" / "voice_client" / "__init__.py"
+    init.write_text(init.read_text() + "\n# a fix shipped without a version bump\n")
+    runner = run_playbook(
+        fleet, "rollout.yml", tmp_path, extravars={"rollout_source": str(changed)}, limit=name
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    after = device_state(fleet, name)
+    assert after["marker"]["version"] == "3.0.0"
+    assert after["marker"]["release"] != before["marker"]["release"], (
+        "reported unchanged: the change was lost"
+    )
+    assert after["marker"]["client_source_sha256"] != before["marker"]["client_source_sha256"]
+    assert after["previous"] == before["current"]
+    assert progress(fleet, "3.0.0")[name]["status"] == "completed"
+    built = ok_results(runner, BUILD_TASK)[name]
+    assert built["installed"] == ["voice-client"], "only the changed wheel is installed"
+    assert "numpy" in built["reused"], "the unchanged packages come from the previous release"
+    numpy_init = "venv/lib/python3.11/site-packages/numpy/__init__.py"
+    same_inode = fleet.exec(
+        name,
+        "stat",
+        "-c",
+        "%i",
+        f"/opt/voice-client/releases/{before['marker']['release']}/{numpy_init}",
+        f"/opt/voice-client/releases/{after['marker']['release']}/{numpy_init}",
+    )
+    inodes = same_inode.stdout.split()
+    assert len(inodes) == 2 and inodes[0] == inodes[1], same_inode.stdout + same_inode.stderr
+
+
+def test_an_older_version_is_refused_and_site_keeps_the_newer_release(
+    fleet: FleetHandle, tmp_path: Path
+) -> None:
+    name = fleet.names[0]
+    newer = variant("plain", "3.1.0")
+    runner = run_playbook(
+        fleet, "rollout.yml", tmp_path, extravars={"rollout_source": str(newer)}, limit=name
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    before = device_state(fleet, name)
+
+    older = variant("plain", "2.9.0")
+    refused = run_playbook(
+        fleet, "rollout.yml", tmp_path, extravars={"rollout_source": str(older)}, limit=name
+    )
+    assert refused.rc != 0, "a downgrade must not pass silently"
+    assert "2.9.0 is older than 3.1.0" in failure_summary(refused)
+    assert device_state(fleet, name) == before
+    with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM updates WHERE version = '2.9.0'").fetchone()[0]
+    assert rows == 0, "a refused downgrade must not become the newest update"
+
+    site = run_playbook(fleet, "site.yml", tmp_path, limit=name)
+    assert site.rc == 0, failure_summary(site)
+    assert device_state(fleet, name)["marker"]["version"] == "3.1.0", "site.yml never takes a device back"
+
+    deliberate = run_playbook(
+        fleet,
+        "rollout.yml",
+        tmp_path,
+        extravars={"rollout_source": str(older), "rollout_allow_downgrade": True},
+        limit=name,
+    )
+    assert deliberate.rc == 0, failure_summary(deliberate)
+    assert device_state(fleet, name)["marker"]["version"] == "2.9.0"
+
+
+def test_the_hourly_play_skips_an_update_no_controller_can_install(
+    fleet: FleetHandle, tmp_path: Path
+) -> None:
+    with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO updates (version, update_type, description, package_url, created_at) VALUES"
+            " ('9.9.9', 'scheduled', 'e2e: unresolvable', '/nowhere/voice_client', now() + interval '1 day')"
+        )
+    try:
+        runner = run_playbook(
+            fleet, "scheduled.yml", tmp_path, extravars={"scheduled_now": "2026-11-23T01:30:00Z"}
+        )
+        assert runner.rc == 0, failure_summary(runner)
+        skipped = ok_results(
+            runner, "Report the newer updates no controller can install from their row (skipped)"
+        )
+        assert any("update 9.9.9 is skipped" in str(res) for res in skipped.values()), skipped
+        assert progress(fleet, "9.9.9") == {}, "nothing was scheduled from the row that cannot be installed"
+    finally:
+        with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute("DELETE FROM updates WHERE version = '9.9.9'")
+
+
+def test_two_controllers_never_update_one_device_at_once(fleet: FleetHandle, tmp_path: Path) -> None:
+    name = fleet.names[-1]
+    source = variant("plain", "3.2.0")
+    args = ["-e", f"rollout_source={source}", "-e", "voice_update_lock_wait=5", "--limit", name]
+    command = [str(BIN / "ansible-playbook"), "-i", str(fleet.inventory), "playbooks/rollout.yml", *args]
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, env=fleet.env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
+        for log in logs
+    ]
+    codes = sorted(proc.wait(timeout=900) for proc in procs)
+    outputs = "\n".join(log.read_text() for log in logs)
+    assert codes[0] == 0 and codes[1] != 0, (
+        f"one run updates, the other stands down: {codes}\n{outputs[-3000:]}"
+    )
+    assert "another run is updating this device" in outputs and "voice-client-update.lock" in outputs
+    assert device_state(fleet, name)["marker"]["version"] == "3.2.0"
+    assert progress(fleet, "3.2.0")[name]["status"] == "completed", "the run that stood down wrote nothing"
+    gone = fleet.exec(name, "test", "-e", "/run/voice-client-update.lock")
+    assert gone.returncode != 0, "the lock is given back when the run ends"
