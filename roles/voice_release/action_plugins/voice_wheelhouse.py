@@ -307,11 +307,33 @@ def link_or_copy(src: Path, dest: Path) -> None:
     tmp.replace(dest)
 
 
+# What a build of third-party code (an sdist's build backend, run by pip) may
+# see of the controller's environment: how to reach the package index and build,
+# never the registry's keys or anything else the controller holds.
+BUILD_ENV_NAMES = frozenset(
+    (
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "TERM",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "CC", "CXX", "CFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS", "PKG_CONFIG_PATH",
+        "VIRTUAL_ENV", "XDG_CACHE_HOME",
+    )
+)  # fmt: skip
+BUILD_ENV_PREFIXES = ("LC_", "PIP_")
+
+
+def build_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The controller's environment scrubbed down to what pip and a build backend need."""
+    source = os.environ if environ is None else environ
+    kept = {k: v for k, v in source.items() if k in BUILD_ENV_NAMES or k.startswith(BUILD_ENV_PREFIXES)}
+    return {**kept, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
 def run_pip_wheel(target: str, out_dir: Path, what: str) -> Path:
-    """Build one wheel with the controller's pip; return its path."""
+    """Build one wheel with the controller's pip, in a scrubbed environment; return its path."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
-        env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        env = build_environment()
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, target],
             capture_output=True,
