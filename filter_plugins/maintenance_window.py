@@ -51,7 +51,16 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible.errors import AnsibleError, AnsibleFilterError
+try:
+    from ansible.errors import AnsibleError, AnsibleFilterError
+except ImportError:  # on a device: the pull agent (roles/voice_agent) imports the window rule without Ansible
+
+    class AnsibleError(Exception):  # type: ignore[no-redef]
+        """Stands in for ansible.errors.AnsibleError where Ansible is not installed."""
+
+    class AnsibleFilterError(AnsibleError):  # type: ignore[no-redef]
+        """Stands in for ansible.errors.AnsibleFilterError where Ansible is not installed."""
+
 
 _UTC = dt.UTC
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()

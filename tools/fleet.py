@@ -14,7 +14,10 @@ Each device has a row in the local registry (tools/stack.py) that the
 directory for it (<state dir>/inventory) and checks through Ansible that every
 device answers as root. A container on the same Docker network runs the stand-in
 Javia voice server (tests/fakes/voice_server.py), reachable from the devices as
-http://vf-voice-server:8080.
+http://vf-voice-server:8080. Another one, `<prefix>-relay`, forwards TCP port
+8080 to the registry stack's gateway socket (tools/fleet/relay.py, the socket's
+directory bind-mounted): pull-mode devices reach the registry and the release
+store as http://<prefix>-relay:8080/rest/v1/ and /store/, never a host address.
 
 `up` and `down` are idempotent: a re-run changes nothing and says so.
 Several fleets may exist side by side with different --prefix, --port-base and
@@ -63,6 +66,10 @@ DATA = Path(__file__).resolve().parent / "fleet"
 PROVISION_SCRIPT = DATA / "provision-device.sh"
 VOICE_PROVISION_SCRIPT = DATA / "provision-voice-server.sh"
 VOICE_UNIT = DATA / "vf-voice-server.service"
+RELAY_SCRIPT = DATA / "relay.py"
+RELAY_PORT = 8080
+# Where the relay container sees the stack's gateway socket directory.
+RELAY_GATEWAY_DIR = "/vf-gateway"
 VOICE_SERVER_SCRIPT = ROOT / "tests" / "fakes" / "voice_server.py"
 BED = ROOT / "scripts" / "bed.sh"
 STACK_TOOL = ROOT / "tools" / "stack.py"
@@ -138,6 +145,15 @@ class Fleet:
     @property
     def voice_server(self) -> str:
         return f"{self.prefix}-voice-server"
+
+    @property
+    def relay(self) -> str:
+        return f"{self.prefix}-relay"
+
+    @property
+    def relay_url(self) -> str:
+        """The registry gateway as the devices reach it (append /rest/v1/ or /store/)."""
+        return f"http://{self.relay}:{RELAY_PORT}"
 
     @property
     def key(self) -> Path:
@@ -537,6 +553,77 @@ def ensure_voice_server(fleet: Fleet, image: str, existing: dict[str, Any] | Non
     ]
 
 
+# --- the relay to the registry gateway ----------------------------------------------
+
+
+def ensure_relay(fleet: Fleet, image: str, existing: dict[str, Any] | None) -> list[str]:
+    """The relay container: TCP :8080 on the fleet's network -> the stack's gateway socket."""
+    name = fleet.relay
+    gateway_dir = STACK_DIR / "gateway"
+    gateway_dir.mkdir(parents=True, exist_ok=True)
+    wanted_mount = str(gateway_dir)
+    changes = []
+    if existing is not None:
+        mounts = {m.get("Source") for m in existing.get("Mounts") or []}
+        if fleet.network not in existing["NetworkSettings"]["Networks"] or wanted_mount not in mounts:
+            docker("rm", "-f", name, what=f"removing {name}")
+            existing = None
+    if existing is None:
+        label_args = [f"--label={LABEL}.{k}={v}" for k, v in {"fleet": fleet.prefix, "role": "relay"}.items()]
+        docker(
+            "create",
+            f"--name={name}",
+            f"--hostname={name}",
+            f"--network={fleet.network}",
+            *label_args,
+            f"--volume={wanted_mount}:{RELAY_GATEWAY_DIR}",
+            "--restart=unless-stopped",
+            image,
+            "/usr/bin/python3",
+            "-u",
+            "/usr/local/bin/vf-relay.py",
+            f"--port={RELAY_PORT}",
+            f"--socket={RELAY_GATEWAY_DIR}/gateway.sock",
+            what=f"creating {name}",
+        )
+        docker(
+            "cp",
+            str(RELAY_SCRIPT),
+            f"{name}:/usr/local/bin/vf-relay.py",
+            what=f"copying the relay into {name}",
+        )
+        docker("start", name, what=f"starting {name}")
+        changes.append("created")
+    elif existing["State"]["Status"] != "running":
+        docker("start", name, what=f"starting {name}")
+        changes.append("started")
+    return changes
+
+
+def check_relay_reachable(fleet: Fleet, dev: Device) -> None:
+    """The device reaches the registry gateway through the relay (its front page answers 200)."""
+    probe = (
+        "import sys, urllib.request\n"
+        "for attempt in range(20):\n"
+        "    try:\n"
+        f"        urllib.request.urlopen('{fleet.relay_url}/', timeout=3).read(); sys.exit(0)\n"
+        "    except OSError as exc:\n"
+        "        err = exc; __import__('time').sleep(0.5)\n"
+        "sys.exit(str(err))\n"
+    )
+    proc = run(
+        ["docker", "exec", dev.name, "python3", "-c", probe],
+        what=f"{dev.name} -> relay",
+        check=False,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        raise FleetError(
+            f"{dev.name} cannot reach the registry gateway at {fleet.relay_url}/: "
+            f"{proc.stderr.strip()[-300:]} (is the stack up? tools/stack.py up)"
+        )
+
+
 # --- devices -----------------------------------------------------------------------
 
 
@@ -702,6 +789,9 @@ def inventory_files(fleet: Fleet) -> dict[Path, str]:
         "voice_service_server_url": f"http://{VOICE_ALIAS}:{VOICE_PORT}",
         "voice_service_gpio_pin_factory": "mock",
         "voice_service_simulated_audio": True,
+        # Pull mode (roles/voice_agent): the registry and the store through the fleet's relay.
+        "voice_agent_registry_url": fleet.relay_url,
+        "voice_agent_store_url": f"{fleet.relay_url}/store",
     }
     return {
         fleet.inventory / "fleet.supabase.yml": header
@@ -787,8 +877,9 @@ def check_ports(fleet: Fleet, devices: list[Device], containers: dict[str, dict[
                 f"a container named {dev.name} exists that this fleet did not make; "
                 "remove it or choose another --prefix"
             )
-    if fleet.voice_server not in containers and container_exists(fleet.voice_server):
-        raise FleetError(f"a container named {fleet.voice_server} exists that this fleet did not make")
+    for other in (fleet.voice_server, fleet.relay):
+        if other not in containers and container_exists(other):
+            raise FleetError(f"a container named {other} exists that this fleet did not make")
 
 
 def ensure_network(fleet: Fleet) -> bool:
@@ -843,7 +934,7 @@ def remove_extra(
     fleet: Fleet, devices: list[Device], containers: dict[str, dict[str, Any]], report: Report
 ) -> tuple[list[str], set[int]]:
     """Remove the devices beyond --count; return their identities and ports."""
-    wanted = {dev.name for dev in devices} | {fleet.voice_server}
+    wanted = {dev.name for dev in devices} | {fleet.voice_server, fleet.relay}
     uuids, ports = [], set()
     for name in sorted(set(containers) - wanted):
         text = read_container_file(name, IDENTITY_FILE)
@@ -887,17 +978,20 @@ def start_all(
             fleet, server_image, containers.get(fleet.voice_server)
         )
     }
+    jobs[fleet.relay] = lambda: ensure_relay(fleet, server_image, containers.get(fleet.relay))
     for dev in devices:
         jobs[dev.name] = lambda dev=dev: ensure_device(fleet, dev, containers.get(dev.name), pubkey)
     results = parallel(jobs)
-    voice_changes = results.pop(fleet.voice_server)
-    if voice_changes:
-        report.change(f"{fleet.voice_server}: {', '.join(voice_changes)}")
+    for other in (fleet.voice_server, fleet.relay):
+        other_changes = results.pop(other)
+        if other_changes:
+            report.change(f"{other}: {', '.join(other_changes)}")
     ready: list[Ready] = [results[dev.name] for dev in devices]
     for item in ready:
         if item.changes:
             report.change(describe_changes(item))
     parallel({dev.name: lambda dev=dev: check_voice_reachable(dev) for dev in devices})
+    parallel({dev.name: lambda dev=dev: check_relay_reachable(fleet, dev) for dev in devices})
     return ready
 
 
@@ -1026,7 +1120,7 @@ def describe(fleet: Fleet) -> list[dict[str, Any]]:
         lab = labels(info)
         running = info["State"]["Status"] == "running"
         systemd = "-"
-        if running:
+        if running and lab.get(f"{LABEL}.role") != "relay":  # the relay runs no systemd
             proc = run(["docker", "exec", name, "systemctl", "is-system-running"], what="state", check=False)
             systemd = proc.stdout.strip() or "?"
         uuid = None
@@ -1078,6 +1172,8 @@ def status(fleet: Fleet, as_json: bool) -> int:
     for r in rows:
         if r["role"] == "voice-server":
             tz, reg, uuid = "-", "-", f"http://{VOICE_ALIAS}:{VOICE_PORT}"
+        elif r["role"] == "relay":
+            tz, reg, uuid = "-", "-", f"{fleet.relay_url} -> {STACK_DIR / 'gateway' / 'gateway.sock'}"
         else:
             tz, reg, uuid = r["timezone"] or "-", r["registry_status"] or "no row", r["device_uuid"] or "-"
         say(fmt.format(r["name"], r["arch"], r["port"] or "-", r["state"], r["systemd"], tz, reg, uuid))

@@ -14,6 +14,14 @@ shell syntax.
 Both ``up`` and ``down`` are idempotent. Ports come from VF_STACK_PORT (the
 gateway, default 54321) and the next three ports (PostgreSQL, PostgREST and
 its admin server).
+
+The gateway also serves the release store of pull mode (tools/publish.py) under
+``/store/`` from ``<stack dir>/store`` (VF_STORE_DIR moves it), and listens on
+the unix socket ``<stack dir>/gateway/gateway.sock`` as well as on loopback: the
+simulated fleet reaches ``/rest/v1/`` and ``/store/`` through a relay container
+on its own network that forwards to that socket (tools/fleet.py), so no device
+ever aims at a host address. The socket's directory holds nothing else, so it
+can be bind-mounted into that container.
 """
 
 from __future__ import annotations
@@ -168,9 +176,13 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def make_jwt(secret: str, role: str, issued: int) -> str:
+def make_jwt(
+    secret: str, role: str, issued: int, extra: dict | None = None, lifetime: int = KEY_LIFETIME
+) -> str:
+    """An HS256 JWT for PostgREST: `role`, issued at `issued`, plus `extra` claims (device tokens)."""
     header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    claims = {"iss": "voice-fleet-local", "role": role, "iat": issued, "exp": issued + KEY_LIFETIME}
+    claims = {"iss": "voice-fleet-local", "role": role, "iat": issued, "exp": issued + lifetime}
+    claims.update(extra or {})
     payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
     signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{b64url(signature)}"
@@ -190,6 +202,9 @@ class Stack:
         self.env_file = STACK / "env"
         self.postgrest_pid = self.run_dir / "postgrest.pid"
         self.nginx_pid = self.run_dir / "nginx.pid"
+        self.store_dir = Path(os.environ.get("VF_STORE_DIR", STACK / "store")).resolve()
+        self.gateway_dir = STACK / "gateway"
+        self.gateway_socket = self.gateway_dir / "gateway.sock"
 
     # -- prerequisites
 
@@ -438,6 +453,14 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{self.ports.gateway};
+        # The simulated fleet's way in (its relay container forwards here).
+        listen unix:{self.gateway_socket};
+        # The release store of pull mode: static files, Range requests for resumed downloads.
+        location /store/ {{
+            alias {self.store_dir}/;
+            autoindex off;
+            default_type application/octet-stream;
+        }}
         location /rest/v1/ {{
             proxy_pass http://postgrest/;
             proxy_http_version 1.1;
@@ -454,8 +477,21 @@ http {{
 """
 
     def start_nginx(self) -> None:
-        if pid_alive(self.nginx_pid, "nginx"):
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.gateway_dir.mkdir(parents=True, exist_ok=True)
+        self.gateway_dir.chmod(0o755)
+        conf = self.nginx_dir / "nginx.conf"
+        running = pid_alive(self.nginx_pid, "nginx")
+        if running:
+            # A gateway started by an older version of this file: give it the new configuration.
+            if not conf.exists() or conf.read_text() != self.nginx_conf():
+                log("Reloading the gateway (nginx) with its new configuration")
+                atomic_write(conf, self.nginx_conf(), 0o644)
+                os.kill(running, signal.SIGHUP)
+                wait_until("the gateway's unix socket", self.gateway_socket.exists, 10)
             return
+        # A socket left by a gateway that did not stop cleanly would make nginx fail to bind.
+        self.gateway_socket.unlink(missing_ok=True)
         if port_in_use(self.ports.gateway):
             raise StackError(
                 f"port {self.ports.gateway} (gateway) is taken by another program; set VF_STACK_PORT"
@@ -463,7 +499,6 @@ http {{
         nginx = self.nginx_bin()
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / sub).mkdir(parents=True, exist_ok=True)
-        conf = self.nginx_dir / "nginx.conf"
         atomic_write(conf, self.nginx_conf(), 0o644)
         log(f"Starting the /rest/v1/ gateway (nginx) on 127.0.0.1:{self.ports.gateway}")
         # `user` is left at nginx's default; as root the workers drop to nobody,
@@ -490,6 +525,8 @@ http {{
             "SUPABASE_ANON_KEY": make_jwt(sec["jwt_secret"], "anon", issued),
             "DATABASE_URL": self.database_url(sec),
             "POSTGREST_URL": f"http://127.0.0.1:{self.ports.postgrest}",
+            "VF_STORE_DIR": str(self.store_dir),
+            "VF_GATEWAY_SOCKET": str(self.gateway_socket),
         }
         lines = [f"# Written by tools/stack.py; source it: . {self.env_file}"]
         lines += [f"export {k}='{v}'" for k, v in values.items()]

@@ -43,9 +43,10 @@ description:
     suffix is given, and the rule does not depend on the order the server returns rows in."
   - "Host vars: C(device_uuid), C(device_name), C(timezone), C(timezone_valid), C(device_status),
     C(current_version), C(last_seen), C(metadata) (always a mapping: C({}) when the column is null or
-    not a JSON object) and C(ansible_host) (the C(ansible_host) column, else C(metadata.ip_address),
-    else C(metadata.hostname))."
-  - "Groups: C(status_<status>), C(tz_<timezone>) (lowercase) and C(version_<current_version>). In
+    not a JSON object), C(ansible_host) (the C(ansible_host) column, else C(metadata.ip_address),
+    else C(metadata.hostname)) and C(voice_management) (C(push) or C(pull), C(push) when null)."
+  - "Groups: C(status_<status>), C(tz_<timezone>) (lowercase), C(version_<current_version>) and
+    C(management_<push|pull>) (pull devices update themselves: the push plays leave them alone). In
     those names C(+) becomes C(plus) (so C(Etc/GMT+5) and C(Etc/GMT-5) stay apart) and every other
     character outside C([A-Za-z0-9_]), including C(/), C(-), C(.) and non-ASCII letters, becomes C(_)."
   - A timezone is valid when it is exactly (case included) the name of a zone in the database the
@@ -170,6 +171,7 @@ COLUMNS: tuple[str, ...] = (
     "registered_at",
     "metadata",
     "ansible_host",
+    "management",
 )
 ORDER_COLUMN = "device_uuid"
 INVALID_TIMEZONE_GROUP = "invalid_timezone"
@@ -407,6 +409,10 @@ def device_from_row(row: Any, zones: frozenset[str], findings: Findings) -> Devi
         findings.add(BAD_TIMEZONE, f"{uuid} ({timezone!r})")
     if version and group_part(version):
         groups.append("version_" + group_part(version))
+    # push (a controller updates it over SSH) or pull (its own agent does); null is a push device.
+    management = _text(row.get("management")) or "push"
+    if group_part(management):
+        groups.append("management_" + group_part(management))
 
     hostvars = {
         "device_uuid": uuid,
@@ -418,6 +424,7 @@ def device_from_row(row: Any, zones: frozenset[str], findings: Findings) -> Devi
         "last_seen": _text(row.get("last_seen")),
         "metadata": dict(metadata),
         "ansible_host": address,
+        "voice_management": management,
     }
     return Device(uuid, candidate, _registered_key(row.get("registered_at")), hostvars, tuple(groups))
 

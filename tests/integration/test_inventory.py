@@ -48,6 +48,7 @@ HOSTVARS = {
     "last_seen",
     "metadata",
     "ansible_host",
+    "voice_management",
 }
 
 

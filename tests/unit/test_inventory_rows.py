@@ -76,7 +76,12 @@ def test_group_part_keeps_only_letters_digits_and_underscores(value, lower, expe
 
 def test_device_groups_follow_the_fixed_names():
     result, findings = device(timezone="America/Argentina/Buenos_Aires", current_version="2.4.1-rc.1")
-    assert result.groups == ("status_online", "tz_america_argentina_buenos_aires", "version_2_4_1_rc_1")
+    assert result.groups == (
+        "status_online",
+        "tz_america_argentina_buenos_aires",
+        "version_2_4_1_rc_1",
+        "management_push",
+    )
     assert findings == {}
 
 
@@ -454,3 +459,11 @@ def test_verify_file_accepts_only_supabase_configs(tmp_path, name, accepted):
 
 def test_verify_file_refuses_a_missing_file(tmp_path):
     assert plugin.InventoryModule().verify_file(str(tmp_path / "absent.supabase.yml")) is False
+
+
+def test_pull_devices_are_marked_and_grouped_for_the_push_plays_to_leave_alone():
+    pull, _ = device(management="pull")
+    assert pull.hostvars["voice_management"] == "pull" and "management_pull" in pull.groups
+    legacy, _ = device(management=None)
+    assert legacy.hostvars["voice_management"] == "push", "a project without the column is all push"
+    assert "management_push" in legacy.groups

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Enrol a device in pull mode: issue or revoke its own registry credential.
+
+    tools/device_credential.py issue  --device-uuid UUID --out PATH [--days N] [--management pull]
+    tools/device_credential.py revoke --device-uuid UUID [--jti JTI]
+
+A device credential is a JWT for the registry's PostgREST with the role
+`device` and the claims `device_uuid` and `jti`; row level security
+(supabase/migrations/20261201001400_pull_mode.sql) lets it read `updates` and
+its own `devices` row, write its own heartbeat and its own `device_updates`
+rows, and nothing else. Each issued token has a row in `device_credentials`;
+`revoke` sets its revoked_at, and the registry refuses the token from then on.
+
+The token is written only to --out (mode 0600, replaced atomically), never to
+standard output or a log. Hand that file to the device's provisioning
+(roles/voice_agent: voice_agent_token_file) and delete it afterwards.
+
+Settings come from the environment: SUPABASE_URL and SUPABASE_SERVICE_KEY (the
+controller's service key: it never reaches a device), and SUPABASE_JWT_SECRET
+(the project's JWT secret, Supabase dashboard: Project Settings, API). Without
+SUPABASE_JWT_SECRET the local stack's secret (tools/stack.py, VF_STACK_DIR) is
+used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import STACK, atomic_write, make_jwt
+
+DEFAULT_DAYS = 3650
+
+
+class CredentialError(Exception):
+    """A failure a person can act on; printed without a traceback."""
+
+
+def settings() -> dict[str, str]:
+    values = {
+        k: os.environ.get(k, "") for k in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_JWT_SECRET")
+    }
+    if not values["SUPABASE_JWT_SECRET"]:
+        local = STACK / "secrets.json"
+        if local.exists():
+            values["SUPABASE_JWT_SECRET"] = json.loads(local.read_text())["jwt_secret"]
+    missing = [k for k, v in values.items() if not v]
+    if missing:
+        raise CredentialError(
+            f"{', '.join(missing)} not set: export them (for the local stack: . .stack/env), "
+            "SUPABASE_JWT_SECRET from the project's API settings"
+        )
+    return values
+
+
+def client(env: dict[str, str]):
+    from supabase import create_client  # noqa: PLC0415 (the controller venv has it; --help needs no import)
+
+    return create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_KEY"])
+
+
+def issue(env: dict[str, str], device_uuid: str, out: Path, days: int, management: str | None) -> str:
+    db = client(env)
+    rows = db.table("devices").select("id,device_name").eq("device_uuid", device_uuid).execute().data
+    if not rows:
+        raise CredentialError(
+            f"no device with device_uuid {device_uuid!r} in the registry: register it first"
+        )
+    jti = uuid.uuid4().hex
+    db.table("device_credentials").insert({"device_uuid": device_uuid, "jti": jti}).execute()
+    if management:
+        db.table("devices").update({"management": management}).eq("device_uuid", device_uuid).execute()
+    token = make_jwt(
+        env["SUPABASE_JWT_SECRET"],
+        "device",
+        int(time.time()),
+        {"device_uuid": device_uuid, "jti": jti},
+        lifetime=days * 86400,
+    )
+    atomic_write(out, token + "\n", 0o600)
+    return jti
+
+
+def revoke(env: dict[str, str], device_uuid: str, jti: str | None) -> int:
+    query = (
+        client(env)
+        .table("device_credentials")
+        .update({"revoked_at": datetime.now(UTC).isoformat()})
+        .eq("device_uuid", device_uuid)
+        .is_("revoked_at", "null")
+    )
+    if jti:
+        query = query.eq("jti", jti)
+    return len(query.execute().data or [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_issue = sub.add_parser("issue", help="issue a new credential; the token goes to --out only")
+    p_issue.add_argument("--device-uuid", required=True)
+    p_issue.add_argument("--out", required=True, type=Path, help="file for the token (written 0600)")
+    p_issue.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"lifetime (default {DEFAULT_DAYS})")
+    p_issue.add_argument("--management", choices=["push", "pull"], help="also set devices.management")
+    p_revoke = sub.add_parser("revoke", help="revoke the device's credentials (or only --jti)")
+    p_revoke.add_argument("--device-uuid", required=True)
+    p_revoke.add_argument("--jti")
+    args = parser.parse_args(argv)
+    try:
+        env = settings()
+        if args.command == "issue":
+            if args.days < 1:
+                raise CredentialError(f"--days must be >= 1, got {args.days}")
+            jti = issue(env, args.device_uuid, args.out, args.days, args.management)
+            print(f"issued credential {jti} for {args.device_uuid}: token written to {args.out} (0600)")
+        else:
+            count = revoke(env, args.device_uuid, args.jti)
+            print(f"revoked {count} credential(s) of {args.device_uuid}")
+    except CredentialError as exc:
+        print(f"device_credential {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"device_credential {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
