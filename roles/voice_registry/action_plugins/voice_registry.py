@@ -378,6 +378,14 @@ class ActionModule(ActionBase):
         try:
             if not url:
                 raise RegistryError("no registry url: set SUPABASE_URL or pass url")
+            # The key goes only to the registry the inventory is read from: a launch-time
+            # extra variable (AWX) must not steer it to another host.
+            source = os.environ.get("SUPABASE_URL", "").strip().rstrip("/")
+            if source and url.strip().rstrip("/") != source:
+                raise RegistryError(
+                    f"url {url!r} is not the registry the inventory is read from (SUPABASE_URL {source!r}): "
+                    "the service key is sent only to SUPABASE_URL"
+                )
             registry = Registry(url, key, bool(self._task.check_mode), int(args.get("retries", 3)))
             if operation == "register_device":
                 changed, row, before = registry.register_device(dict(args.get("device") or {}))
