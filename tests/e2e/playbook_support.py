@@ -53,6 +53,7 @@ def run_playbook(
     env = fleet.env()
     envvars = {k: env[k] for k in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "PATH")}
     envvars["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    envvars["ANSIBLE_HOST_KEY_CHECKING"] = "True"  # as production: runner would turn it off
     return ansible_runner.run(
         private_data_dir=str(private),
         project_dir=str(ROOT),
