@@ -8,12 +8,17 @@ lines naming secrets that must never appear in the run's output, and
 (whose keys then must never appear in the output either), or `# pytest-needs:
 arm64` to run on the emulated aarch64 image instead of the native one.
 
+Every secret is looked for in the scenario's whole log (as is, and inside base64
+text at each byte alignment), whether the run passed or not: a secret in the log
+fails the test, naming the secret's source and the line, never its value.
+
     make molecule               all of them
     make molecule S=smoke       the ones whose id contains "smoke"
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -53,6 +58,30 @@ class Scenario:
         return [getattr(pytest.mark, n) for n in self.directive("marks")]
 
 
+def secret_forms(secret: str) -> dict[str, str]:
+    """A secret as it may show up in a log: as is, and inside base64 text (a slurp of a file that
+    holds it, an HTTP basic header) at each of the three byte alignments, full groups only."""
+    raw = secret.encode()
+    forms = {"as is": secret}
+    for start in range(3):
+        chunk = raw[start:]
+        chunk = chunk[: len(chunk) - len(chunk) % 3]
+        forms[f"base64, alignment {start}"] = base64.b64encode(chunk).decode()
+    return forms
+
+
+def leaks(text: str, secrets: dict[str, str]) -> list[str]:
+    """Where the named secrets (name -> value) appear in text: 'name (form) on line N'."""
+    found = []
+    for name, secret in secrets.items():
+        for form, needle in secret_forms(secret).items():
+            for number, line in enumerate(text.splitlines(), 1):
+                if needle in line:
+                    found.append(f"{name} ({form}) on line {number}")
+                    break
+    return found
+
+
 def discover() -> list[Scenario]:
     files = sorted(ROOT.glob("molecule/*/molecule.yml")) + sorted(
         ROOT.glob("roles/*/molecule/*/molecule.yml")
@@ -80,12 +109,14 @@ def test_scenario(scenario: Scenario, bed_image: str, request: pytest.FixtureReq
         "ANSIBLE_FORCE_COLOR": "0",
         "NO_COLOR": "1",
     }
-    secrets = scenario.directive("secrets")
+    secrets = {f"pytest-secrets #{n}": value for n, value in enumerate(scenario.directive("secrets"), 1)}
     if "stack" in scenario.directive("needs"):
         # The registry's settings reach the plays as the operators' do: SUPABASE_* variables.
         stack = request.getfixturevalue("stack_env")
         env.update(stack)
-        secrets += [stack["SUPABASE_SERVICE_KEY"], stack["SUPABASE_ANON_KEY"]]
+        secrets |= {name: stack[name] for name in ("SUPABASE_SERVICE_KEY", "SUPABASE_ANON_KEY")}
+    short = {name: value for name, value in secrets.items() if len(value) < 12}
+    assert not short, f"secrets too short to search a log for (empty, or matching by chance): {list(short)}"
     with log.open("w") as out:
         proc = subprocess.run(
             ["molecule", "test", "-s", scenario.name],
@@ -95,11 +126,21 @@ def test_scenario(scenario: Scenario, bed_image: str, request: pytest.FixtureReq
             stderr=subprocess.STDOUT,
             check=False,
         )
+    text = log.read_text(errors="replace")
+    # Searched whether the run passed or not: a failing task is where a secret is most likely printed.
+    # The message names the secret and the line, never its value.
+    leaked = leaks(text, secrets)
+    failures = [f"secrets appear in the log {log}: " + "; ".join(leaked)] if leaked else []
     if proc.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-80:])
-        pytest.fail(
+        tail = "\n".join(text.splitlines()[-80:])
+        for name, secret in secrets.items():  # the test's own report never shows a secret either
+            for needle in secret_forms(secret).values():
+                tail = tail.replace(needle, f"<{name}>")
+        failures.append(
             f"molecule test -s {scenario.name} in {scenario.project} failed (full log: {log}):\n{tail}"
         )
+    if failures:
+        pytest.fail("\n".join(failures))
 
 
 def test_every_scenario_was_discovered() -> None:
