@@ -226,3 +226,58 @@ def test_two_controllers_never_update_one_device_at_once(fleet: FleetHandle, tmp
     assert progress(fleet, "3.2.0")[name]["status"] == "completed", "the run that stood down wrote nothing"
     gone = fleet.exec(name, "test", "-e", "/run/voice-client-update.lock")
     assert gone.returncode != 0, "the lock is given back when the run ends"
+
+
+def test_a_device_that_lost_power_mid_switch_repairs_itself_at_start(
+    fleet: FleetHandle, tmp_path: Path
+) -> None:
+    name = fleet.names[1]
+    runner = run_playbook(
+        fleet,
+        "rollout.yml",
+        tmp_path,
+        extravars={"rollout_source": str(variant("plain", "3.3.0"))},
+        limit=name,
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    before = device_state(fleet, name)
+    assert before["previous"] in [f"releases/{r}" for r in before["complete"]], before
+    # A release directory whose marker never reached the disk, and then a link to nothing.
+    for broken in ("releases/3.4.0-poweroff", "releases/gone-missing"):
+        if broken.endswith("poweroff"):
+            assert fleet.exec(name, "mkdir", "-p", f"/opt/voice-client/{broken}/venv").returncode == 0
+        link = fleet.exec(name, "ln", "-sfn", broken, "/opt/voice-client/current")
+        assert link.returncode == 0, link.stderr
+        restart = fleet.exec(name, "systemctl", "restart", "voice-client.service")
+        assert restart.returncode == 0, restart.stderr
+        after = device_state(fleet, name)
+        assert after["current"] == before["previous"], f"{broken}: {after}"
+        assert after["unit"] == "active"
+        journal = fleet.exec(
+            name, "journalctl", "-u", "voice-client.service", "-n", "50", "--no-pager"
+        ).stdout
+        assert "voice-client-repair" in journal and broken.split("/")[1] in journal
+    fleet.exec(name, "rm", "-rf", "/opt/voice-client/releases/3.4.0-poweroff")
+
+
+def test_a_release_that_hangs_after_the_gate_is_caught_by_the_bake_and_rolled_back(
+    fleet: FleetHandle, tmp_path: Path
+) -> None:
+    name = fleet.names[1]
+    before = device_state(fleet, name)
+    runner = run_playbook(
+        fleet,
+        "rollout.yml",
+        tmp_path,
+        extravars={"rollout_source": str(variant("hang", "3.6.0+hang")), "rollout_bake_seconds": 60},
+        limit=name,
+    )
+    assert runner.rc != 0, "a release the watchdog kills must not stay"
+    row = progress(fleet, "3.6.0+hang")[name]
+    assert row["status"] == "rolled_back", row
+    assert 'step "bake" failed' in row["error_message"] and "restarts" in row["error_message"], row
+    after = device_state(fleet, name)
+    assert after["current"] == before["current"], "back on the release that ran before"
+    assert after["unit"] == "active"
+    journal = fleet.exec(name, "journalctl", "-u", "voice-client.service", "--no-pager", "-n", "200").stdout
+    assert "Watchdog timeout" in journal or "watchdog" in journal.lower(), "systemd's watchdog killed it"

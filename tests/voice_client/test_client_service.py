@@ -111,6 +111,20 @@ def test_run_notifies_systemd_and_stops_cleanly_on_sigterm(tmp_path, device, fak
     assert list((tmp_path / "run").iterdir()) == []
 
 
+def test_run_turns_the_watchdog_on_and_feeds_it_from_its_main_loop(tmp_path, device, notify_socket):
+    env_file = write_env_file(tmp_path, SERVER_URL="http://127.0.0.1:9", WATCHDOG_SECONDS="2")
+    proc = start_service(env_file, {**device, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    try:
+        assert notify_socket.recv(1024).decode().startswith("READY=1")
+        assert notify_socket.recv(1024).decode() == "WATCHDOG_USEC=2000000"
+        notify_socket.settimeout(5)
+        feeds = [notify_socket.recv(1024).decode() for _ in range(4)]
+        assert feeds == ["WATCHDOG=1"] * 4, "fed more often than the 2 s it asked for"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
 def test_run_stays_up_when_the_server_is_unreachable(tmp_path, device, notify_socket):
     env_file = write_env_file(tmp_path, SERVER_URL="http://127.0.0.1:9", HEARTBEAT_INTERVAL="10")
     proc = start_service(env_file, {**device, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})

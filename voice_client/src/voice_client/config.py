@@ -53,6 +53,8 @@ class Config:
     initial_volume: int = 100
     microphone_gain: float = 1.0
     heartbeat_interval: int = 300
+    # systemd watchdog the client turns on and feeds from its main loop (0: off).
+    watchdog_seconds: int = 0
     server_timeout: float = 60.0
     max_recording_seconds: int = 60
     gpio_pin_factory: str | None = None
@@ -214,6 +216,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         initial_volume=r.integer("INITIAL_VOLUME", 100, 0, 100, " percent"),
         microphone_gain=r.number("MICROPHONE_GAIN", 1.0, 0.1, 20.0),
         heartbeat_interval=r.integer("HEARTBEAT_INTERVAL", 300, 10, 86400, " seconds"),
+        watchdog_seconds=r.integer("WATCHDOG_SECONDS", 0, 0, 3600, " seconds (0 turns the watchdog off)"),
         server_timeout=r.number("SERVER_TIMEOUT", 60.0, 1.0, 600.0),
         max_recording_seconds=r.integer("MAX_RECORDING_SECONDS", 60, 1, 600, " seconds"),
         gpio_pin_factory=_choice(r, "GPIO_PIN_FACTORY", PIN_FACTORIES, None),

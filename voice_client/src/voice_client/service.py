@@ -67,8 +67,15 @@ def run_service(
             return 1
         client.start()
         sd_notify("READY=1\nSTATUS=idle")
-        while not stop.wait(1.0):
-            pass
+        # The client turns systemd's watchdog on itself (WATCHDOG_USEC) instead of the unit's
+        # WatchdogSec=: older releases, which never feed it, then keep running under the same unit.
+        watchdog = config.watchdog_seconds
+        if watchdog:
+            sd_notify(f"WATCHDOG_USEC={watchdog * 1_000_000}")
+        tick = min(1.0, watchdog / 4) if watchdog else 1.0
+        while not stop.wait(tick):
+            if watchdog:
+                sd_notify("WATCHDOG=1")
         sd_notify("STOPPING=1")
     finally:
         if client is not None:
