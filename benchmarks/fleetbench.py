@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,26 @@ def log(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
 
+def stack_dir() -> Path:
+    """The registry stack's directory: VF_STACK_DIR, else .stack (as tools/stack.py has it)."""
+    return Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")).resolve()
+
+
 def stack_env() -> dict[str, str]:
-    """The registry's settings from .stack/env (make stack-up writes it)."""
-    path = Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")) / "env"
+    """The registry's settings from <stack dir>/env (make stack-up writes it), with the directory.
+
+    VF_STACK_DIR goes with them, so that tools/fleet.py relays the bench fleet to
+    that stack's gateway (a stack of the benchmark's own keeps its access log free
+    of other runs' requests: see Gateway).
+    """
+    path = stack_dir() / "env"
     if not path.is_file():
         raise BenchError(f"{path} does not exist: start the registry first (make stack-up)")
-    return read_env_file(path)
+    env = read_env_file(path)
+    # tools/fleet.py runs `tools/stack.py up`, which takes the ports from VF_STACK_PORT: the
+    # gateway's port of this stack, or it would look at the default stack's ports.
+    port = urllib.parse.urlsplit(env.get("SUPABASE_URL", "")).port
+    return {**env, "VF_STACK_DIR": str(stack_dir()), **({"VF_STACK_PORT": str(port)} if port else {})}
 
 
 def load_module(path: Path, name: str) -> Any:
@@ -157,6 +172,8 @@ class PlayRun:
     # and the machine's 1-minute load average when the run started.
     controller_cpu_s: float = 0.0
     load: float = 0.0
+    # Requests the registry's gateway logged during the run (Gateway.count).
+    registry: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Player:
@@ -172,6 +189,7 @@ class Player:
         for path in (self.facts, self.reports, self.logs):
             path.mkdir(parents=True, exist_ok=True)
         self.count = 0
+        self.gateway = Gateway(Path(fleet.stack.get("VF_STACK_DIR", stack_dir())))
 
     def environ(self, overrides: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "SUPABASE_"))}
@@ -210,6 +228,7 @@ class Player:
         environ = self.environ({"VF_BENCH_TIMING": str(timing_file), **(env or {})})
         log(f"{label}: {' '.join(shlex.quote(c) for c in cmd[3:])}")
         load = os.getloadavg()[0]
+        mark = self.gateway.mark()
         with log_file.open("w") as out:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             began = time.perf_counter()
@@ -219,14 +238,18 @@ class Player:
             seconds = time.perf_counter() - began
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        registry = self.gateway.count(mark)
         if proc.returncode != 0:
             lines = log_file.read_text().splitlines()
             first = next((line for line in lines if line.startswith("[ERROR]")), "")
             tail = "\n".join(lines[-25:])
             raise BenchError(f"{label} failed (exit {proc.returncode}): {first}; log {log_file}:\n{tail}")
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
-        log(f"{label}: {seconds:.1f} s (controller CPU {cpu:.1f} s, load {load:.1f})")
-        return PlayRun(label, seconds, timing, log_file, round(cpu, 2), round(load, 2))
+        log(
+            f"{label}: {seconds:.1f} s (controller CPU {cpu:.1f} s, load {load:.1f}, "
+            f"registry requests {registry['requests']})"
+        )
+        return PlayRun(label, seconds, timing, log_file, round(cpu, 2), round(load, 2), registry)
 
 
 # --- where the time goes -------------------------------------------------------------------
@@ -264,7 +287,11 @@ def breakdown(timing: dict[str, Any], top: int = 12) -> dict[str, Any]:
     }
 
 
-# Task files of a rollout that provision the host and build or switch the release.
+# Where a rollout provisions the host and builds or switches the release: the
+# provisioning roles voice_update runs where the stamp differs, the release
+# role, and voice_update's two task files that include them. Everything else
+# (voice_update's plan, record and publish, the play's resolve_release.yml) is
+# the rollout's own work.
 PROVISION_AND_RELEASE_ROLES = {
     "voice_legacy",
     "voice_packages",
@@ -272,7 +299,7 @@ PROVISION_AND_RELEASE_ROLES = {
     "voice_service",
     "voice_release",
 }
-PROVISION_AND_RELEASE_FILES = {"provision.yml", "release.yml"}
+PROVISION_AND_RELEASE_FILES = {"voice_update/provision.yml", "voice_update/release.yml"}
 
 
 def provision_share(timing: dict[str, Any]) -> dict[str, float]:
@@ -287,6 +314,71 @@ def provision_share(timing: dict[str, Any]) -> dict[str, float]:
         else:
             outside += seconds
     return {"provision_and_release_s": round(inside, 2), "other_tasks_s": round(outside, 2)}
+
+
+# The plan's one read of the device: voice_update runs it once per batch.
+PLAN_TASK = "Read the device once"
+
+
+def batches_run(timing: dict[str, Any]) -> int:
+    """How many batches (serial) a rollout ran: the plan's device read starts once per batch."""
+    # The callback names a role's task "<role> : <name>".
+    return sum(1 for task in timing.get("tasks", []) if PLAN_TASK in task.get("name", ""))
+
+
+def tasks_per_host(timing: dict[str, Any], hosts: list[str] | None = None) -> dict[str, Any]:
+    """Tasks each device ran (a result for that host in the callback's JSON).
+
+    `with_skipped` counts every task that reported a result for the host,
+    skipped ones included; `executed` leaves the skipped ones out. A run_once
+    task counts for the one host it ran on; a task whose hosts all skip it
+    counts as skipped for each. Medians and the range over the hosts.
+    """
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"with_skipped": 0, "executed": 0})
+    for task in timing.get("tasks", []):
+        for host, result in task.get("hosts", {}).items():
+            counts[host]["with_skipped"] += 1
+            if result.get("status") != "skipped":
+                counts[host]["executed"] += 1
+    names = [h for h in (hosts or sorted(counts)) if h in counts]
+    if not names:
+        return {}
+    out: dict[str, Any] = {"hosts": len(names)}
+    for key in ("with_skipped", "executed"):
+        values = [counts[h][key] for h in names]
+        out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return out
+
+
+class Gateway:
+    """Requests to the registry, counted in the gateway's access log (<stack dir>/log/nginx-access.log).
+
+    mark() before a run, then count(mark) after it: the requests logged in
+    between. Everything that talks to this stack is counted, so the benchmarks
+    run on a stack of their own (VF_STACK_DIR) when other runs share .stack.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "log" / "nginx-access.log"
+
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def count(self, mark: int) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"requests": 0, "record_progress": 0, "by_request": {}}
+        with self.path.open("rb") as log_file:
+            log_file.seek(mark)
+            lines = log_file.read().decode(errors="replace").splitlines()
+        by_request: dict[str, int] = defaultdict(int)
+        for line in lines:
+            match = re.search(r'"([A-Z]+) (/[^ ?"]*)', line)
+            by_request[" ".join(match.groups()) if match else "?"] += 1
+        return {
+            "requests": len(lines),
+            "record_progress": sum(1 for line in lines if "fleet_record_progress" in line),
+            "by_request": dict(sorted(by_request.items(), key=lambda kv: -kv[1])),
+        }
 
 
 def merge_breakdowns(runs: list[PlayRun]) -> dict[str, Any]:
