@@ -47,13 +47,15 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# tools/ is on sys.path (this is a script): the stack tool's file writer.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import atomic_write  # noqa: E402
+
 WHEELHOUSE_PLUGIN = ROOT / "roles" / "voice_release" / "action_plugins" / "voice_wheelhouse.py"
 DEFAULT_SOURCE = ROOT / "voice_client"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voice-fleet" / "wheelhouse"
@@ -146,34 +148,8 @@ def next_sequence(store: Path) -> int:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             found.append(int(json.loads(manifest.read_text())["sequence"]))
     value = max(found) + 1
-    write_atomic(counter, f"{value}\n".encode())
+    atomic_write(counter, f"{value}\n", 0o644)
     return value
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def link_or_copy(src: Path, dest: Path) -> None:
-    if dest.exists():
-        return
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest)
 
 
 def point(link: Path, target: str) -> None:
@@ -216,7 +192,7 @@ def build_platform(args: argparse.Namespace, wh, target, key, sequence: int) -> 
     files = {}
     for name, info in sorted(built["files"].items()):
         src = Path(info["path"])
-        link_or_copy(src, release_dir / name)
+        wh.link_or_copy(src, release_dir / name)  # push's own: hard link, else copy
         files[name] = {"sha256": info["sha256"], "size": src.stat().st_size}
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -237,8 +213,8 @@ def build_platform(args: argparse.Namespace, wh, target, key, sequence: int) -> 
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     # The signature first: a reader that finds the new manifest also finds its signature.
-    write_atomic(release_dir / SIGNATURE, sign(key, data))
-    write_atomic(release_dir / MANIFEST, data)
+    atomic_write(release_dir / SIGNATURE, sign(key, data), 0o644)
+    atomic_write(release_dir / MANIFEST, data, 0o644)
     point(args.store / target.key / built["version"], built["release_id"])
     return manifest
 
