@@ -173,6 +173,9 @@ COLUMNS: tuple[str, ...] = (
     "ansible_host",
     "management",
 )
+# Columns a project may not have yet (an existing Javia project before the pull-mode
+# migration): read when there, left out (one more request) when the server says it is missing.
+OPTIONAL_COLUMNS = frozenset({"management"})
 ORDER_COLUMN = "device_uuid"
 INVALID_TIMEZONE_GROUP = "invalid_timezone"
 CONFIG_SUFFIXES = ("supabase.yml", "supabase.yaml")
@@ -582,18 +585,32 @@ class RegistryReader:
             headers={"User-Agent": USER_AGENT},
             event_hooks={"response": [self._on_response]},
         )
+        from postgrest.exceptions import APIError  # noqa: PLC0415
+
         with http:
             client = create_client(s.url, s.key, options=SyncClientOptions(httpx_client=http))
             rows: list[dict[str, Any]] = []
             total: int | None = None
             offset = 0
             previous_first: Any = None
+            columns = list(COLUMNS)
             while True:
                 query = client.table(s.table).select(
-                    ",".join(COLUMNS), count=CountMethod.exact if offset == 0 else None
+                    ",".join(columns), count=CountMethod.exact if offset == 0 else None
                 )
                 query = query.in_("status", list(s.statuses)).order(ORDER_COLUMN)
-                response = query.range(offset, offset + s.page_size - 1).execute()
+                try:
+                    response = query.range(offset, offset + s.page_size - 1).execute()
+                except APIError as exc:
+                    missing = _MISSING_COLUMN.search(str(exc.message or ""))
+                    column = missing.group(1) if missing else ""
+                    if offset == 0 and exc.code in MISSING_COLUMN_CODES and column in OPTIONAL_COLUMNS:
+                        columns.remove(column)
+                        display.vvv(
+                            f"supabase_devices: {s.table!r} has no {column!r} column: read without it"
+                        )
+                        continue
+                    raise
                 page = response.data
                 if not isinstance(page, list):
                     raise RegistryError(
