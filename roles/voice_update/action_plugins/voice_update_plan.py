@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,25 @@ def inputs_digest(roles_digest: str, variables: dict[str, Any], extra: Any) -> s
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def controller_id() -> str:
+    """host:pid of this run's ansible-playbook (its workers are forked from it)."""
+    return f"{socket.gethostname()}:{os.getppid()}"
+
+
+def holder_is_dead(holder: dict[str, Any]) -> bool:
+    """Whether the lock's holder is a run of this controller that no longer exists."""
+    host, _, pid = str(holder.get("controller") or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
@@ -102,6 +123,8 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         args = self._task.args
+        if args.get("lock") == "acquire":
+            return {**result, **self._acquire(task_vars)}
         roles = [os.path.expanduser(str(r)) for r in args.get("roles") or []]
         wanted = set(role_options(roles)) | {str(n) for n in args.get("var_names") or []}
         names = sorted(n for n in wanted if n in task_vars)
@@ -124,3 +147,32 @@ class ActionModule(ActionBase):
             reasons = list(state.get("provision_reasons") or [])
             result["provision_reasons"] = ["forced (voice_update_force_provision)", *reasons]
         return result
+
+    def _acquire(self, task_vars: dict[str, Any]) -> dict[str, Any]:
+        """Take the device's update lock, waiting up to lock_wait seconds for another run.
+
+        A lock held by a run of this very controller that has died (a killed
+        ansible-playbook, or a device that was unreachable when its run gave the
+        lock back) is broken at once; another controller's lock is waited for.
+        """
+        args = self._task.args
+        owner, wait = str(args.get("lock_owner") or ""), int(args.get("lock_wait") or 0)
+        deadline = time.monotonic() + max(0, wait)
+        acquire = {"lock": "acquire", "lock_owner": owner, "lock_wait": 0, "lock_controller": controller_id()}
+        while True:
+            res = self._execute_module(
+                module_name="voice_device_state", module_args=acquire, task_vars=task_vars
+            )
+            holder = res.get("lock") or {}
+            if not res.get("failed") or res.get("unreachable") or not holder:
+                return res
+            if holder_is_dead(holder):
+                breaking = {"lock": "break", "lock_owner": holder.get("owner", "")}
+                self._execute_module(
+                    module_name="voice_device_state", module_args=breaking, task_vars=task_vars
+                )
+                continue
+            if time.monotonic() >= deadline:
+                res["msg"] = str(res.get("msg", "")).replace("waited 0 s", f"waited {wait} s")
+                return res
+            time.sleep(2)

@@ -53,10 +53,17 @@ options:
       - Two controllers (cron and an operator, two AWX nodes) never update one device at once; a lock
         older than O(lock_stale) seconds (its holder died) is taken over.
     type: str
-    choices: [none, acquire, release]
+    choices: [none, acquire, release, break]
     default: none
   lock_owner:
     description: Who takes the lock (controller host, process, run); named in the message of a refused wait.
+    type: str
+    default: ""
+  lock_controller:
+    description:
+      - The controller host and its ansible-playbook process id (C(host:pid)), recorded in the lock
+        so that the same controller can tell a holder that died (C(lock=break) removes a lock only
+        when O(lock_owner) is its owner).
     type: str
     default: ""
   lock_wait:
@@ -284,7 +291,7 @@ def read_lock(path: str) -> dict:
     return data
 
 
-def acquire_lock(path: str, owner: str, wait: int, stale: int) -> dict:
+def acquire_lock(path: str, owner: str, wait: int, stale: int, controller: str = "") -> dict:
     """Take the lock for owner (re-entrant), waiting up to `wait` seconds; take over a stale one."""
     deadline = time.monotonic() + max(0, wait)
     while True:
@@ -300,7 +307,7 @@ def acquire_lock(path: str, owner: str, wait: int, stale: int) -> dict:
             mine = {
                 "owner": owner,
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "pid": os.getpid(),
+                "controller": controller,
             }
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -340,8 +347,9 @@ def main() -> None:
             "managed_files": {"type": "list", "elements": "path", "default": []},
             "expected_inputs": {"type": "str", "default": "", "no_log": False},
             "write_stamp": {"type": "bool", "default": False},
-            "lock": {"type": "str", "choices": ["none", "acquire", "release"], "default": "none"},
+            "lock": {"type": "str", "choices": ["none", "acquire", "release", "break"], "default": "none"},
             "lock_owner": {"type": "str", "default": ""},
+            "lock_controller": {"type": "str", "default": ""},
             "lock_wait": {"type": "int", "default": 300},
             "lock_stale": {"type": "int", "default": 3600},
             "lock_file": {"type": "path", "default": "/run/voice-client-update.lock"},
@@ -355,11 +363,18 @@ def main() -> None:
         module.fail_json(msg="lock_owner is required to take or give back the update lock")
     if params["lock"] == "acquire" and not module.check_mode:
         try:
-            acquire_lock(params["lock_file"], params["lock_owner"], params["lock_wait"], params["lock_stale"])
+            acquire_lock(
+                params["lock_file"],
+                params["lock_owner"],
+                params["lock_wait"],
+                params["lock_stale"],
+                params["lock_controller"],
+            )
         except LockBusyError as exc:
             module.fail_json(msg=str(exc), lock=read_lock(params["lock_file"]))
         changed = True
-    elif params["lock"] == "release" and not module.check_mode:
+    elif params["lock"] in ("release", "break") and not module.check_mode:
+        # break: the controller found the holder's run dead; lock_owner names that holder.
         changed = release_lock(params["lock_file"], params["lock_owner"])
     prints = {path: fingerprint(path) for path in params["managed_files"]}
     stamp = read_json(params["stamp_file"])
