@@ -225,9 +225,10 @@ def later_objects(registry_db, service):
     db = registry_db
     db.execute(DROP_LATER + CREATE_LATER)
     deadline = time.monotonic() + 15
-    while True:  # PostgREST reloads its schema cache asynchronously
+    while True:  # PostgREST reloads its schema cache asynchronously: wait for both objects
         try:
             service.table(LATER).select("note").execute()
+            service.rpc(f"{LATER}_fn").execute()
             break
         except APIError:
             if time.monotonic() > deadline:
