@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "tools" / "fleet.py"
 BIN = Path(sys.executable).parent
 
-E2E_PREFIX = "vf-e2e"
-E2E_PORT_BASE = 2301
-E2E_STATE_DIR = ROOT / ".cache" / "fleet-e2e"
+# Another prefix, port base and state directory run a second e2e fleet beside this one.
+E2E_PREFIX = os.environ.get("VF_E2E_PREFIX", "vf-e2e")
+E2E_PORT_BASE = int(os.environ.get("VF_E2E_PORT_BASE", "2301"))
+E2E_STATE_DIR = ROOT / ".cache" / f"fleet-{E2E_PREFIX.removeprefix('vf-')}"
 
 
 def fleet_cli(

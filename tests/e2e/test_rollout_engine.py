@@ -49,7 +49,7 @@ WHY_TASK = "Say why the device is provisioned"
 
 
 @pytest.fixture(scope="module")
-def fleet(provisioned: FleetHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetHandle]:
+def engine_fleet(provisioned: FleetHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetHandle]:
     yield provisioned
     # Back on this checkout's release (deliberately older than 3.x) for whatever runs next.
     runner = run_playbook(
@@ -72,7 +72,8 @@ def ok_results(runner, task: str) -> dict[str, dict]:
     }
 
 
-def test_a_hand_edited_unit_and_settings_file_are_repaired(fleet: FleetHandle, tmp_path: Path) -> None:
+def test_a_hand_edited_unit_and_settings_file_are_repaired(engine_fleet: FleetHandle, tmp_path: Path) -> None:
+    fleet = engine_fleet
     edited, other, *_ = fleet.names
     # Bring every device onto one release first (this checkout), so only the edit differs.
     first = run_playbook(fleet, "rollout.yml", tmp_path, extravars={"rollout_allow_downgrade": True})
@@ -103,7 +104,10 @@ def test_a_hand_edited_unit_and_settings_file_are_repaired(fleet: FleetHandle, t
     )
 
 
-def test_a_changed_client_under_the_same_version_is_a_new_release(fleet: FleetHandle, tmp_path: Path) -> None:
+def test_a_changed_client_under_the_same_version_is_a_new_release(
+    engine_fleet: FleetHandle, tmp_path: Path
+) -> None:
+    fleet = engine_fleet
     name = fleet.names[0]
     first = variant("plain", "3.0.0")
     runner = run_playbook(
@@ -147,8 +151,9 @@ def test_a_changed_client_under_the_same_version_is_a_new_release(fleet: FleetHa
 
 
 def test_an_older_version_is_refused_and_site_keeps_the_newer_release(
-    fleet: FleetHandle, tmp_path: Path
+    engine_fleet: FleetHandle, tmp_path: Path
 ) -> None:
+    fleet = engine_fleet
     name = fleet.names[0]
     newer = variant("plain", "3.1.0")
     runner = run_playbook(
@@ -184,8 +189,9 @@ def test_an_older_version_is_refused_and_site_keeps_the_newer_release(
 
 
 def test_the_hourly_play_skips_an_update_no_controller_can_install(
-    fleet: FleetHandle, tmp_path: Path
+    engine_fleet: FleetHandle, tmp_path: Path
 ) -> None:
+    fleet = engine_fleet
     with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
         conn.execute(
             "INSERT INTO updates (version, update_type, description, package_url, created_at) VALUES"
@@ -206,7 +212,8 @@ def test_the_hourly_play_skips_an_update_no_controller_can_install(
             conn.execute("DELETE FROM updates WHERE version = '9.9.9'")
 
 
-def test_two_controllers_never_update_one_device_at_once(fleet: FleetHandle, tmp_path: Path) -> None:
+def test_two_controllers_never_update_one_device_at_once(engine_fleet: FleetHandle, tmp_path: Path) -> None:
+    fleet = engine_fleet
     name = fleet.names[-1]
     source = variant("plain", "3.2.0")
     args = ["-e", f"rollout_source={source}", "-e", "voice_update_lock_wait=5", "--limit", name]
@@ -229,8 +236,9 @@ def test_two_controllers_never_update_one_device_at_once(fleet: FleetHandle, tmp
 
 
 def test_a_device_that_lost_power_mid_switch_repairs_itself_at_start(
-    fleet: FleetHandle, tmp_path: Path
+    engine_fleet: FleetHandle, tmp_path: Path
 ) -> None:
+    fleet = engine_fleet
     name = fleet.names[1]
     runner = run_playbook(
         fleet,
@@ -261,8 +269,9 @@ def test_a_device_that_lost_power_mid_switch_repairs_itself_at_start(
 
 
 def test_a_release_that_hangs_after_the_gate_is_caught_by_the_bake_and_rolled_back(
-    fleet: FleetHandle, tmp_path: Path
+    engine_fleet: FleetHandle, tmp_path: Path
 ) -> None:
+    fleet = engine_fleet
     name = fleet.names[1]
     before = device_state(fleet, name)
     runner = run_playbook(
