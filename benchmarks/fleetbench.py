@@ -41,7 +41,7 @@ STATE_DIR = ROOT / ".cache" / "fleet-bench"
 
 # The registry stack's own reader of the env file it writes.
 sys.path.insert(0, str(ROOT / "tools"))
-from stack import read_env_file  # noqa: E402
+from stack import read_env_file, stack_dir  # noqa: E402
 
 
 class BenchError(Exception):
@@ -50,11 +50,6 @@ class BenchError(Exception):
 
 def log(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def stack_dir() -> Path:
-    """The registry stack's directory: VF_STACK_DIR, else .stack (as tools/stack.py has it)."""
-    return Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")).resolve()
 
 
 def stack_env() -> dict[str, str]:

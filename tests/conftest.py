@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # The registry stack's own reader of the env file it writes.
 sys.path.insert(0, str(ROOT / "tools"))
-from stack import read_env_file  # noqa: E402
+from stack import read_env_file, stack_dir  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,7 +41,7 @@ def stack_env() -> dict[str, str]:
     )
     assert proc.returncode == 0, f"stack up failed:\n{proc.stderr}"
     # VF_STACK_DIR/VF_STACK_PORT run a second stack beside the default one.
-    return read_env_file(Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")) / "env")
+    return read_env_file(stack_dir() / "env")
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import STACK, atomic_write, make_jwt
+from stack import STACK, atomic_write, make_jwt, read_env_file
 
 DEFAULT_DAYS = 3650
 
@@ -47,14 +47,21 @@ def settings() -> dict[str, str]:
     values = {
         k: os.environ.get(k, "") for k in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_JWT_SECRET")
     }
+    looked = ""
     if not values["SUPABASE_JWT_SECRET"]:
-        local = STACK / "secrets.json"
-        if local.exists():
+        # The local stack's own secret, and only for the local stack's own URL: a token signed with
+        # it would be refused by any other project (and says nothing useful about why).
+        local, env_file = STACK / "secrets.json", STACK / "env"
+        local_url = read_env_file(env_file).get("SUPABASE_URL") if env_file.exists() else None
+        if local.exists() and local_url and local_url == values["SUPABASE_URL"]:
             values["SUPABASE_JWT_SECRET"] = json.loads(local.read_text())["jwt_secret"]
+        else:
+            url = values["SUPABASE_URL"] or "(unset)"
+            looked = f" (the local stack at {STACK} is not the registry at {url})"
     missing = [k for k, v in values.items() if not v]
     if missing:
         raise CredentialError(
-            f"{', '.join(missing)} not set: export them (for the local stack: . .stack/env), "
+            f"{', '.join(missing)} not set{looked}: export them (for the local stack: . .stack/env), "
             "SUPABASE_JWT_SECRET from the project's API settings"
         )
     return values

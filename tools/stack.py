@@ -48,9 +48,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Absolute: PostgreSQL runs in its data directory, so a relative socket or lock
-# path would point somewhere else.
-STACK = Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")).resolve()
+
+
+def stack_dir() -> Path:
+    """VF_STACK_DIR (a relative one is taken from the checkout, never from the caller's cwd), else .stack.
+
+    Absolute, because PostgreSQL runs in its data directory and the tools that read the
+    stack's secrets run wherever Ansible starts them: a relative path would point elsewhere.
+    """
+    return (ROOT / os.environ.get("VF_STACK_DIR", ".stack")).resolve()
+
+
+STACK = stack_dir()
 CACHE = ROOT / ".cache"
 MIGRATIONS = ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = ROOT / "supabase" / "bootstrap" / "local_roles.sql"

@@ -42,15 +42,15 @@ def call(env, token, method, path, body=None):
         return exc.code, json.loads(text) if text else None
 
 
-def run_tool(repo_root, stack_env, *args):
-    env = {**os.environ, **stack_env}
+def run_tool(repo_root, stack_env, *args, cwd=None, **overrides):
+    env = {**os.environ, **stack_env, **overrides}
     env.pop("SUPABASE_JWT_SECRET", None)
     return subprocess.run(
         [sys.executable, str(repo_root / TOOL), *args],
         capture_output=True,
         text=True,
         check=False,
-        cwd=repo_root,
+        cwd=cwd or repo_root,
         env=env,
     )
 
@@ -275,3 +275,31 @@ def test_check_in_refuses_other_keys(stack_env, registry):
     assert status in (401, 403, 404)
     status, _ = call(stack_env, stack_env["SUPABASE_SERVICE_KEY"], "POST", "rpc/device_check_in", {})
     assert status in (401, 403, 404)
+
+
+def test_a_relative_stack_dir_is_the_checkout_s_wherever_the_tool_runs(
+    repo_root, stack_env, registry, tmp_path
+):
+    # Ansible runs the tool from a directory of its own: a VF_STACK_DIR relative to the checkout
+    # (as `make test` once passed it) must still find the local stack's secret.
+    relative = os.path.relpath(STACK, repo_root)
+    assert not relative.startswith(".."), f"the stack under test lives in the checkout: {STACK}"
+    out = tmp_path / "b.token"
+    uid = registry["dev-b"]["uuid"]
+    args = ("issue", "--device-uuid", uid, "--out", str(out))
+    proc = run_tool(repo_root, stack_env, *args, cwd=tmp_path, VF_STACK_DIR=relative)
+    assert proc.returncode == 0, proc.stderr
+    status, rows = call(stack_env, out.read_text().strip(), "GET", "devices?select=device_uuid")
+    assert status == 200 and [r["device_uuid"] for r in rows] == [uid], rows
+
+
+def test_the_local_secret_is_never_used_for_another_registry(repo_root, stack_env, registry, tmp_path):
+    other = "http://127.0.0.1:9"  # not the local stack: its secret would sign a token nobody accepts
+    proc = run_tool(
+        repo_root,
+        stack_env,
+        *("issue", "--device-uuid", registry["dev-a"]["uuid"], "--out", str(tmp_path / "x.token")),
+        SUPABASE_URL=other,
+    )
+    assert proc.returncode != 0 and not (tmp_path / "x.token").exists()
+    assert "SUPABASE_JWT_SECRET not set" in proc.stderr and other in proc.stderr, proc.stderr

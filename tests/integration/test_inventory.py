@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from stack import stack_dir  # tests/conftest.py puts tools/ on sys.path
 
 pytestmark = pytest.mark.stack
 
@@ -69,7 +70,7 @@ class Run:
 
 
 def access_log() -> Path:
-    return Path(os.environ.get("VF_STACK_DIR", ROOT / ".stack")) / "log" / "nginx-access.log"
+    return stack_dir() / "log" / "nginx-access.log"
 
 
 def run(stack_env: dict[str, str], tool: str, *args: str, env: dict[str, str | None] | None = None) -> Run:

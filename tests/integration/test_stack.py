@@ -7,17 +7,15 @@ supabase-py with the stack's keys.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 from postgrest.exceptions import APIError
-from stack import make_jwt  # the stack's own key minting; tests/conftest.py puts tools/ on sys.path
+from stack import make_jwt, stack_dir  # the stack's own; tests/conftest.py puts tools/ on sys.path
 from supabase import create_client
 
 pytestmark = pytest.mark.stack
@@ -44,11 +42,11 @@ def device_uuid(service):
 
 
 def test_env_file_has_the_documented_settings(stack_env, repo_root):
-    stack_dir = Path(os.environ.get("VF_STACK_DIR", repo_root / ".stack"))
+    directory = stack_dir()
     for key in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_ANON_KEY", "DATABASE_URL"):
         assert stack_env.get(key), f"{key} missing from .stack/env"
     assert stack_env["SUPABASE_URL"].startswith("http://127.0.0.1:")
-    mode = (stack_dir / "env").stat().st_mode & 0o777
+    mode = (directory / "env").stat().st_mode & 0o777
     assert mode == 0o600, f".stack/env holds keys; mode is {oct(mode)}"
 
 
@@ -178,10 +176,6 @@ def test_migrations_reapplied_to_an_existing_schema_change_nothing(stack_env, re
 
 
 # --- later objects, DELETE, and a signed-in user's token ----------------------------------------
-
-
-def stack_dir() -> Path:
-    return Path(os.environ.get("VF_STACK_DIR", Path(__file__).resolve().parents[2] / ".stack"))
 
 
 @pytest.fixture
