@@ -8,14 +8,16 @@ not stdout text.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ansible_runner
 import psycopg
+from stack import stack_dir  # tests/conftest.py puts tools/ on sys.path
 
 if TYPE_CHECKING:
     from conftest import FleetHandle
@@ -183,8 +185,7 @@ class GatewayLog:
     WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
     def __init__(self, fleet: FleetHandle) -> None:
-        stack_dir = Path(os.environ.get("VF_STACK_DIR") or ROOT / ".stack")
-        self.path = stack_dir / "log" / "nginx-access.log"
+        self.path = stack_dir() / "log" / "nginx-access.log"
         self.start = self.path.stat().st_size if self.path.exists() else 0
 
     def requests(self) -> list[str]:
@@ -196,3 +197,13 @@ class GatewayLog:
 
     def writes(self) -> list[str]:
         return [r for r in self.requests() if r.split(" ", 1)[0] in self.WRITES]
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 300, every: float = 0.2) -> None:
+    """Poll `check` until it holds; an AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -32,6 +32,7 @@ from playbook_support import (
     run_playbook,
     task_hosts,
     variant,
+    wait_until,
 )
 
 if TYPE_CHECKING:
@@ -215,24 +216,44 @@ def test_the_hourly_play_skips_an_update_no_controller_can_install(
 def test_two_controllers_never_update_one_device_at_once(engine_fleet: FleetHandle, tmp_path: Path) -> None:
     fleet = engine_fleet
     name = fleet.names[-1]
+    lock = "/run/voice-client-update.lock"
+    assert fleet.exec(name, "test", "-e", lock).returncode != 0, "no run holds the device yet"
     source = variant("plain", "3.2.0")
     args = ["-e", f"rollout_source={source}", "-e", "voice_update_lock_wait=5", "--limit", name]
     command = [str(BIN / "ansible-playbook"), "-i", str(fleet.inventory), "playbooks/rollout.yml", *args]
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    procs = [
-        subprocess.Popen(command, cwd=ROOT, env=fleet.env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
-        for log in logs
-    ]
-    codes = sorted(proc.wait(timeout=900) for proc in procs)
-    outputs = "\n".join(log.read_text() for log in logs)
-    assert codes[0] == 0 and codes[1] != 0, (
-        f"one run updates, the other stands down: {codes}\n{outputs[-3000:]}"
+    # The first run holds the device through a bake long enough for the second to reach the lock
+    # whatever the machine's load (started together, the second could find the update done).
+    first = subprocess.Popen(
+        [*command, "-e", "voice_update_bake_seconds=60"],
+        cwd=ROOT,
+        env=fleet.env(),
+        stdout=logs[0].open("w"),
+        stderr=subprocess.STDOUT,
     )
-    assert "another run is updating this device" in outputs and "voice-client-update.lock" in outputs
+    try:
+        wait_until(
+            f"the first run to lock {name}", lambda: fleet.exec(name, "test", "-e", lock).returncode == 0
+        )
+        second = subprocess.run(
+            command,
+            check=False,
+            cwd=ROOT,
+            env=fleet.env(),
+            stdout=logs[1].open("w"),
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
+    finally:
+        first_code = first.wait(timeout=900)
+    outputs = "\n".join(log.read_text() for log in logs)
+    assert (first_code, second.returncode != 0) == (0, True), (
+        f"the first run updates, the second stands down: {first_code}, {second.returncode}\n{outputs[-3000:]}"
+    )
+    assert "another run is updating this device" in logs[1].read_text() and lock in logs[1].read_text()
     assert device_state(fleet, name)["marker"]["version"] == "3.2.0"
     assert progress(fleet, "3.2.0")[name]["status"] == "completed", "the run that stood down wrote nothing"
-    gone = fleet.exec(name, "test", "-e", "/run/voice-client-update.lock")
-    assert gone.returncode != 0, "the lock is given back when the run ends"
+    assert fleet.exec(name, "test", "-e", lock).returncode != 0, "the lock is given back when the run ends"
 
 
 def test_a_device_that_lost_power_mid_switch_repairs_itself_at_start(
