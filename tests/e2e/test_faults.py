@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,21 +31,14 @@ from playbook_support import (
     progress,
     run_playbook,
     variant,
+    wait_until,
 )
+from stack import stack_dir  # tests/conftest.py puts tools/ on sys.path
 
 if TYPE_CHECKING:
     from conftest import FleetHandle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 300, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def start_rollout(fleet: FleetHandle, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -325,3 +318,59 @@ def test_bad_registry_rows_are_reported_and_the_good_hosts_proceed(
     assert bad[bad_rows["duplicate"]] == "pending", (
         "the duplicate is a host of its own, waiting for its window"
     )
+
+
+def test_a_registry_that_stays_down_fails_no_device_and_the_next_run_corrects_the_rows(
+    whole_fleet: FleetHandle, tmp_path: Path
+) -> None:
+    fleet = whole_fleet
+    name = fleet.names[0]
+    before = device_state(fleet, name)
+    # The inventory read once into a cache, so that the play starts while the registry is down.
+    inventory = tmp_path / "inventory"
+    shutil.copytree(fleet.inventory, inventory)
+    config = next(inventory.glob("*supabase.yml"))
+    config.write_text(
+        config.read_text()
+        + f"cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: {tmp_path / 'cache'}\n"
+        + "cache_timeout: 3600\n"
+    )
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list"],
+        cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0 and name in listed.stdout, listed.stderr[-2000:]
+    nginx = int((stack_dir() / "run" / "nginx.pid").read_text())
+    os.kill(nginx, signal.SIGTERM)  # the gateway: PostgREST and PostgreSQL stay up behind it
+    try:
+        wait_until("the gateway to stop", lambda: not Path(f"/proc/{nginx}").exists(), timeout=30)
+        source = variant("plain", "2.6.0")
+        down = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                *("-i", str(inventory), "playbooks/rollout.yml", "--limit", name),
+                *("-e", f"rollout_source={source}"),
+            ],
+            cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False, timeout=900,
+        )  # fmt: skip
+    finally:
+        up = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "stack.py"), "up"],
+            cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+    assert down.returncode == 0, f"a registry outage failed the device:\n{down.stdout[-4000:]}"
+    assert "WARNING: the registry was not updated" in down.stdout
+    installed = device_state(fleet, name)["marker"]
+    assert installed["version"] == "2.6.0", "the device runs the new release"
+    rows = progress(fleet, "2.6.0")
+    assert name not in rows or rows[name]["status"] != "failed", "never recorded failed: it runs 2.6.0"
+    assert devices(fleet)[name]["current_version"] == before["marker"]["version"], "nothing was written"
+
+    runner = run_playbook(
+        fleet, "rollout.yml", tmp_path, extravars={"rollout_source": str(source)}, limit=name
+    )
+    assert runner.rc == 0, failure_summary(runner)
+    assert progress(fleet, "2.6.0")[name]["status"] == "completed", "the next run corrects the row"
+    assert devices(fleet)[name]["current_version"] == "2.6.0"
+    assert device_state(fleet, name)["marker"] == installed, "only the rows were written: no rebuild"
