@@ -1,27 +1,33 @@
 #!/bin/bash
-# The pytest suite of `make test`, in four phases that run side by side:
+# The pytest suite of `make test`, in six phases on four lanes that run side by side
+# (the phases of one lane run one after the other):
 #
-#   quick          tests/unit tests/integration tests/voice_client, against a
-#                  registry stack of its own (some tests empty the registry)
-#   e2e            tests/e2e: the simulated fleet, on a registry stack of its own
-#                  (its tests count the registry requests a play makes)
-#   molecule       tests/molecule: every scenario but the slow one, on the default stack
-#   molecule-slow  tests/molecule: the emulated arm64 scenario
+#   lane 1  quick          tests/unit tests/integration tests/voice_client, against a
+#                          registry stack of its own (some tests empty the registry)
+#           e2e-own        the end-to-end modules on fleets of their own (marker
+#                          own_fleet), then on that same stack
+#   lane 2  e2e            the other end-to-end modules: the session's simulated fleet,
+#                          on a registry stack of its own (its tests count the
+#                          registry requests a play makes)
+#   lane 3  molecule       tests/molecule: every scenario but the heavy ones
+#   lane 4  molecule-heavy tests/molecule: the heavy ones (marker heavy: the emulated
+#                          arm64 scenario, site, the legacy adoption)
 #
 # Most of the time of the slow phases is spent waiting (apt, SSH round trips,
-# health gates), so running them together roughly halves the wall time on two
-# cores. Each phase writes its own log under .cache/test-logs/; on failure
-# its summary and the tail of its log are shown. Extra pytest arguments:
-# PYTEST_ARGS. Exit status: non-zero when any phase failed (pytest's own code,
-# so "no tests collected" (5) is a failure too).
+# health gates), so running the lanes together divides the wall time on two
+# cores; the lanes are balanced by hand (the durations each log ends with).
+# Each phase writes its own log under .cache/test-logs/; on failure its summary
+# and the tail of its log are shown. Extra pytest arguments: PYTEST_ARGS. Exit
+# status: non-zero when any phase failed (pytest's own code, so "no tests
+# collected" (5) is a failure too).
 source "$(dirname "$0")/lib.sh"
 cd "$VF_ROOT"
 
 LOGS=.cache/test-logs
 PY=.venv/bin/python
-QUICK_STACK_DIR=.cache/stack-test
+QUICK_STACK_DIR=$VF_ROOT/.cache/stack-test
 QUICK_STACK_PORT=55421
-E2E_STACK_DIR=.cache/stack-e2e
+E2E_STACK_DIR=$VF_ROOT/.cache/stack-e2e
 E2E_STACK_PORT=55521
 mkdir -p "$LOGS"
 
@@ -37,38 +43,43 @@ scripts/bed.sh image arm64 >/dev/null
 VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT "$PY" tools/stack.py up
 VF_STACK_DIR=$E2E_STACK_DIR VF_STACK_PORT=$E2E_STACK_PORT "$PY" tools/stack.py up
 
-declare -A pids
 start=$(date +%s)
-run_phase() {
-    local name=$1
+# phase NAME ENV... COMMAND...: one pytest run into its log; its exit status into NAME.rc.
+phase() {
+    local name=$1 rc=0
     shift
     log "Phase $name: pytest $*"
     # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words on purpose
-    (env "$@" --durations=10 ${PYTEST_ARGS:-} >"$LOGS/$name.log" 2>&1) &
-    pids[$name]=$!
+    env "$@" --durations=25 ${PYTEST_ARGS:-} >"$LOGS/$name.log" 2>&1 || rc=$?
+    echo "$rc" >"$LOGS/$name.rc"
 }
+rm -f "$LOGS"/*.rc
 
-run_phase quick VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT \
-    "$PY" -m pytest tests/unit tests/integration tests/voice_client
-run_phase e2e VF_STACK_DIR=$E2E_STACK_DIR VF_STACK_PORT=$E2E_STACK_PORT "$PY" -m pytest tests/e2e
-# The emulated arm64 scenario alone takes as long as all the others together:
-# it gets a lane of its own.
-run_phase molecule "$PY" -m pytest -m "not slow" tests/molecule
-run_phase molecule-slow "$PY" -m pytest -m slow tests/molecule
+quick_env=(VF_STACK_DIR="$QUICK_STACK_DIR" VF_STACK_PORT=$QUICK_STACK_PORT)
+e2e_env=(VF_STACK_DIR="$E2E_STACK_DIR" VF_STACK_PORT=$E2E_STACK_PORT)
+lanes=()
+{
+    phase quick "${quick_env[@]}" "$PY" -m pytest tests/unit tests/integration tests/voice_client
+    phase e2e-own "${quick_env[@]}" "$PY" -m pytest -m own_fleet tests/e2e
+} &
+lanes+=($!)
+phase e2e "${e2e_env[@]}" "$PY" -m pytest -m "not own_fleet" tests/e2e &
+lanes+=($!)
+phase molecule "$PY" -m pytest -m "not heavy" tests/molecule &
+lanes+=($!)
+phase molecule-heavy "$PY" -m pytest -m heavy tests/molecule &
+lanes+=($!)
+wait "${lanes[@]}" || true
 
 failed=()
-for name in quick e2e molecule molecule-slow; do
-    if wait "${pids[$name]}"; then
-        rc=0
-    else
-        rc=$?
-    fi
+for name in quick e2e-own e2e molecule molecule-heavy; do
+    rc=$(cat "$LOGS/$name.rc" 2>/dev/null || echo "never ran")
     summary=$(grep -E '^(=+ .*(passed|failed|error|no tests ran).* =+|[0-9]+ (passed|failed).*)$' "$LOGS/$name.log" | tail -1)
-    if ((rc == 0)); then
-        printf '\033[32mphase %-13s ok\033[0m   %s\n' "$name" "$summary"
+    if [[ $rc == 0 ]]; then
+        printf '\033[32mphase %-14s ok\033[0m   %s\n' "$name" "$summary"
     else
-        printf '\033[31mphase %-13s FAILED (pytest exit %d)\033[0m   %s\n' "$name" "$rc" "$summary"
-        ((rc == 5)) && echo "  (pytest collected no tests: a phase that tests nothing is a failure)"
+        printf '\033[31mphase %-14s FAILED (pytest exit %s)\033[0m   %s\n' "$name" "$rc" "$summary"
+        [[ $rc == 5 ]] && echo "  (pytest collected no tests: a phase that tests nothing is a failure)"
         echo "  --- last lines of $LOGS/$name.log ---"
         tail -60 "$LOGS/$name.log" | sed 's/^/  /'
         failed+=("$name")

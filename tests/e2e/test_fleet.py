@@ -19,7 +19,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import FleetFactory, FleetHandle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack]
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack, pytest.mark.own_fleet]
 
 PREFIX = "vf-fleettest"
 PORT_BASE = 2401

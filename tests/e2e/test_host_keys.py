@@ -25,7 +25,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import FleetFactory, FleetHandle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow, pytest.mark.own_fleet]
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "vf-hk"

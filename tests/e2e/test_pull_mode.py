@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.docker, pytest.mark.stack]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.docker, pytest.mark.stack, pytest.mark.own_fleet]
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "vf-pull"
