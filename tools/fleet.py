@@ -768,18 +768,35 @@ def check_voice_reachable(dev: Device) -> None:
 # --- the inventory -----------------------------------------------------------------------
 
 
+PRODUCTION_INVENTORY = ROOT / "inventory" / "supabase.yml"
+
+
+def fleet_inventory_source() -> dict[str, Any]:
+    """inventory/supabase.yml, the settings cron, AWX and operators use, plus what the simulation adds.
+
+    Which rows become hosts (statuses, filters, the table) is production's own; the fleet adds only
+    how to reach a device (its published sshd port) and groups naming the simulation, so a test on
+    the fleet sees the devices production would.
+    """
+    source = yaml.safe_load(PRODUCTION_INVENTORY.read_text())
+    extra_compose = {"ansible_port": "metadata.ansible_port | int"}
+    extra_groups = {"simulated": "metadata.simulated | default(false)"}
+    for key, extra in (("compose", extra_compose), ("groups", extra_groups)):
+        clash = sorted(set(extra) & set(source.get(key) or {}))
+        if clash:
+            raise FleetError(f"{PRODUCTION_INVENTORY} sets {key} {clash}: the fleet would override it")
+        source[key] = {**(source.get(key) or {}), **extra}
+    fleet_group = {"key": "metadata.fleet", "prefix": "fleet"}
+    source["keyed_groups"] = [*(source.get("keyed_groups") or []), fleet_group]
+    return source
+
+
 def inventory_files(fleet: Fleet) -> dict[Path, str]:
     header = (
         "---\n"
         f"# Written by tools/fleet.py for the simulated fleet {fleet.prefix!r}; rewritten by every `up`.\n"
     )
-    source = {
-        "plugin": "supabase_devices",
-        "statuses": ["online", "updating"],
-        "compose": {"ansible_port": "metadata.ansible_port | int"},
-        "groups": {"simulated": "metadata.simulated | default(false)"},
-        "keyed_groups": [{"key": "metadata.fleet", "prefix": "fleet"}],
-    }
+    source = fleet_inventory_source()
     ssh_args = f"-o UserKnownHostsFile={shlex.quote(str(fleet.known_hosts))} -o StrictHostKeyChecking=yes"
     group_vars = {
         "ansible_user": "pi",
