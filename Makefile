@@ -77,6 +77,25 @@ fleet-status: setup ## One line per simulated device: arch, port, state, systemd
 demo: setup bed stack-up ## The whole product on a simulated fleet (N=5 devices): provision, roll out, scheduled play, status
 	@DEMO_HOSTS=$(or $(N),5) scripts/demo.sh
 
+# Pull mode (docs/PULL_MODE.md): the publisher's key, once; then a signed release per version.
+PUBLISH_KEY ?= $(HOME)/.config/voice-fleet/publisher.key
+PLATFORMS ?= cp311-x86_64
+STORE ?=
+BASE_URL ?=
+SOURCE ?=
+
+.PHONY: publish-key
+publish-key: setup ## The publisher's ed25519 key pair (PUBLISH_KEY, default ~/.config/voice-fleet/publisher.key, 0600)
+	@.venv/bin/python tools/publish.py keygen --out "$(PUBLISH_KEY)"
+
+.PHONY: publish
+publish: setup ## Sign and publish a release for pull devices: BASE_URL= [STORE= SOURCE= PLATFORMS=] (registry: SUPABASE_*)
+	@[[ -n "$(BASE_URL)" ]] || { echo "error: BASE_URL is the URL devices fetch the store from, e.g. BASE_URL=http://vf-fleet-relay:8080/store for the simulated fleet" >&2; exit 2; }
+	@store="$(STORE)"; [[ -n $$store ]] || store=$$( [[ ! -f .stack/env ]] || { . .stack/env; echo "$${VF_STORE_DIR:-}"; } ); \
+	[[ -n $$store ]] || { echo "error: STORE= the store directory (or the local stack's: make stack-up)" >&2; exit 2; }; \
+	.venv/bin/python tools/publish.py release --key "$(PUBLISH_KEY)" --store "$$store" --base-url "$(BASE_URL)" \
+		$(foreach p,$(PLATFORMS),--platform $(p)) $(if $(SOURCE),--source "$(SOURCE)")
+
 # Not part of make test: timings are measured side by side, never asserted.
 .PHONY: bench
 bench: setup bed stack-up ## Every benchmark on a fleet of its own (about an hour): one table, benchmarks/results/*.json, docs/benchmarks.png
