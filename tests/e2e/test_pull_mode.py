@@ -10,7 +10,8 @@ voice-agent.service` through `docker exec`, as the timer would start it.
 The tests run in order and build on each other (one device's history):
 out of window -> in window installs 1.1.0 -> nothing to do -> 1.2.0 with a
 flipped byte -> with a foreign signature -> store down, then caught up ->
-replayed older manifest -> 1.3.0 failing its gate rolls back -> identity kept.
+replayed older manifest -> 1.3.0 failing its gate rolls back -> urgent 1.4.0
+waits for an hour of idleness, outside the window -> identity kept.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from playbook_support import set_activity
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.docker, pytest.mark.stack, pytest.mark.own_fleet]
 
@@ -82,7 +84,7 @@ class Pull:
         )
         return dest
 
-    def publish(self, source: Path, key: Path | None = None) -> dict:
+    def publish(self, source: Path, key: Path | None = None, update_type: str = "scheduled") -> dict:
         proc = subprocess.run(
             [
                 sys.executable,
@@ -98,6 +100,8 @@ class Pull:
                 PLATFORM,
                 "--source",
                 str(source),
+                "--update-type",
+                update_type,
                 "--json",
             ],
             capture_output=True,
@@ -376,6 +380,24 @@ def test_release_failing_its_gate_rolls_back(pull):
     status, journal = pull.run_agent(pull.window_now(inside=True))
     assert status == 0 and "up to date" in journal, journal
     assert pull.active() == pull.r120 and "(rolled_back)" in journal and r130 in pull.releases()
+
+
+def test_an_urgent_release_waits_for_an_hour_of_idleness(pull):
+    published = pull.publish(pull.variant("plain", "1.4.0"), update_type="urgent")
+    r140 = published["manifests"][0]["release_id"]
+    outside = pull.window_now(inside=False)  # urgent: the window does not matter, idleness does
+    try:
+        set_activity(pull.fleet, pull.name, busy=False, minutes_ago=10)
+        status, journal = pull.run_agent(outside)
+        assert status == 0 and "waiting for 3600s of idleness" in journal, journal
+        assert pull.active() == pull.r120 and r140 not in pull.releases()
+        set_activity(pull.fleet, pull.name, busy=False, minutes_ago=61)
+        status, journal = pull.run_agent(outside)
+        assert status == 0 and "urgent, device idle" in journal, journal
+        assert pull.active() == r140
+        assert pull.progress("1.4.0") == ("completed", None)
+    finally:
+        set_activity(pull.fleet, pull.name, busy=False, minutes_ago=None)
 
 
 def test_identity_unchanged_throughout(pull):
