@@ -19,6 +19,10 @@ only PATH.pub (roles/voice_agent: voice_agent_public_key).
    size}}, published_at, sequence) and manifest.json.sig (the base64 ed25519
    signature of manifest.json's exact bytes, made with `cryptography`);
 3. points <store>/<platform>/<version> at that release (a symlink replaced atomically);
+   and, once for all platforms, stores the client's source the same way under
+   <store>/source/<source digest>/ (voice_client.tar and its signed manifest; devices
+   never fetch it), so a push controller can install the row too: it verifies and
+   builds that very source (voice_wheelhouse.fetch_published_source);
 4. adds or refreshes the `updates` row of the version through the registry's
    PostgREST with the service key (SUPABASE_URL, SUPABASE_SERVICE_KEY), its
    package_url = <base-url>/{platform}/<version>/manifest.json?sequence=<sequence> (the
@@ -43,11 +47,14 @@ import argparse
 import base64
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
+import io
 import json
 import os
 import re
 import sys
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -219,6 +226,48 @@ def build_platform(args: argparse.Namespace, wh, target, key, sequence: int) -> 
     return manifest
 
 
+def source_archive(wh, source: Path) -> bytes:
+    """The client's source as a tar, byte-identical for identical files (what its digest covers)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel, path in wh.source_files(source):
+            info = tarfile.TarInfo(f"voice_client/{rel}")
+            info.size = path.stat().st_size
+            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with path.open("rb") as fh:
+                tar.addfile(info, fh)
+    return out.getvalue()
+
+
+def publish_source(args: argparse.Namespace, wh, key, sequence: int) -> dict:
+    """The signed client source under <store>/source/: what a push controller installs a row from.
+
+    Devices never fetch it. A controller resolving the row's package_url with `{platform}`
+    as `source` verifies the signature, the archive's sha256 and the files' digest, and
+    builds the very release the devices of each platform pull (tasks/resolve_release.yml).
+    """
+    digest, version = wh.source_digest(args.source), wh.client_version(args.source)
+    archive = source_archive(wh, args.source)
+    release_dir = args.store / wh.PUBLISHED_SOURCE / digest
+    release_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(release_dir / wh.SOURCE_ARCHIVE, archive, 0o644)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "kind": wh.PUBLISHED_SOURCE,
+        "version": version,
+        "client_source_sha256": digest,
+        "files": {wh.SOURCE_ARCHIVE: {"sha256": hashlib.sha256(archive).hexdigest(), "size": len(archive)}},
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sequence": sequence,
+    }
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write(release_dir / SIGNATURE, sign(key, data), 0o644)
+    atomic_write(release_dir / MANIFEST, data, 0o644)
+    point(args.store / wh.PUBLISHED_SOURCE / version, digest)
+    return manifest
+
+
 def announce(args: argparse.Namespace, version: str, sequence: int) -> dict:
     """The `updates` row of the version, through PostgREST with the service key."""
     url, service_key = os.environ.get("SUPABASE_URL"), os.environ.get("SUPABASE_SERVICE_KEY")
@@ -249,11 +298,12 @@ def release(args: argparse.Namespace) -> dict:
     with store_lock(args.store):
         sequence = next_sequence(args.store)
         manifests = [build_platform(args, wh, t, key, sequence) for t in targets]
-    versions = {m["version"] for m in manifests}
+        source = publish_source(args, wh, key, sequence)
+    versions = {m["version"] for m in manifests} | {source["version"]}
     if len(versions) != 1:
         raise PublishError(f"the platforms built different versions: {sorted(versions)}")
     row = None if args.no_registry else announce(args, versions.pop(), sequence)
-    return {"sequence": sequence, "manifests": manifests, "update": row}
+    return {"sequence": sequence, "manifests": manifests, "source": source, "update": row}
 
 
 def main(argv: list[str] | None = None) -> int:

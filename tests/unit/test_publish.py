@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import stat
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,15 +12,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def publish():
-    spec = importlib.util.spec_from_file_location("vf_publish", ROOT / "tools" / "publish.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads(publish, tmp_path):

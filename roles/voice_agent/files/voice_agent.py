@@ -39,7 +39,6 @@ the clock used for the window decision. Never set it on a real device.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -60,6 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import maintenance_window  # noqa: E402  (the filters' window rule, copied beside this file)
+import voice_fleet_files  # noqa: E402  (push's file and signature helpers, copied beside this file)
 import voice_release_activate  # noqa: E402  (push's activation, copied beside this file)
 import voice_release_build  # noqa: E402  (push's build, copied beside this file)
 
@@ -294,7 +294,7 @@ class Http:
                 raise OSError(f"short read: {os.path.getsize(part)} of {size} bytes")
 
         self._retry(what, call)
-        actual, got = sha256_file(part), os.path.getsize(part)
+        actual, got = voice_fleet_files.sha256_file(part), os.path.getsize(part)
         if got != size or actual != sha256:
             os.unlink(part)
             raise RefusedError(
@@ -305,14 +305,6 @@ class Http:
         os.chmod(part, 0o644)
         os.replace(part, dest)
         return fetched
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Registry:
@@ -466,26 +458,15 @@ class Agent:
         return manifest, data, base_url
 
     def verify_signature(self, data: bytes, signature: bytes) -> None:
-        try:
-            from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 (python3-cryptography)
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: PLC0415
-            from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
-        except ImportError:
-            raise RefusedError("verify", "python3-cryptography is not installed: cannot verify") from None
         path = self.cfg["VOICE_AGENT_PUBLIC_KEY"]
         try:
             with open(path, "rb") as fh:
-                key = load_pem_public_key(fh.read())
-        except (OSError, ValueError) as exc:
+                pem = fh.read()
+            voice_fleet_files.verify_signature(pem, data, signature, key_name=f"key {path}")
+        except OSError as exc:
             raise RefusedError("verify", f"publisher key {path}: {exc}") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise RefusedError("verify", f"publisher key {path} is not an ed25519 public key")
-        try:
-            key.verify(base64.b64decode(signature.strip(), validate=True), data)
-        except (InvalidSignature, ValueError):
-            raise RefusedError(
-                "verify", "bad signature: the manifest was not signed by the publisher's key"
-            ) from None
+        except voice_fleet_files.SignatureError as exc:
+            raise RefusedError("verify", str(exc)) from None
 
     def check_manifest(self, manifest: dict, data: bytes) -> None:
         """Everything the manifest must say before a byte is installed (signature already checked)."""
@@ -551,7 +532,7 @@ class Agent:
             if (
                 os.path.exists(dest)
                 and os.path.getsize(dest) == info["size"]
-                and sha256_file(dest) == info["sha256"]
+                and voice_fleet_files.sha256_file(dest) == info["sha256"]
             ):
                 continue
             stats["bytes"] += self.http.download(

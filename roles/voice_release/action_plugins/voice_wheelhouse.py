@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import platform
@@ -48,8 +49,11 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tarfile
 import tempfile
+import time
 import tomllib
+import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -396,15 +400,123 @@ def plan_releases(lock: Path, source: Path, targets: list) -> dict:
     }
 
 
+def source_files(source: Path) -> list[tuple[Path, Path]]:
+    """(relative path, path) of the client's source files, sorted, build debris left out."""
+    found = ((p.relative_to(source), p) for p in source.rglob("*") if p.is_file())
+    return sorted((rel, path) for rel, path in found if not _is_debris(rel))
+
+
 def source_digest(source: Path) -> str:
-    """sha256 over the client's source files (names and contents), build debris left out."""
+    """sha256 over the client's source files (names and contents): what a release's id covers."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        rel = path.relative_to(source)
-        if _is_debris(rel):
-            continue
+    for rel, path in source_files(source):
         digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+# --- a published source (tools/publish.py), for a push controller -------------
+
+PUBLISHED_SOURCE = "source"  # the store's "platform" directory of the client's source
+SOURCE_ARCHIVE = "voice_client.tar"
+MANIFEST_LIMIT = 1 << 20
+
+
+def files_module():
+    """module_utils/voice_fleet_files.py (the signature check the pull agent runs), from its file."""
+    import importlib.util  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[1] / "module_utils" / "voice_fleet_files.py"
+    spec = importlib.util.spec_from_file_location("voice_fleet_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def published_source_url(package_url: str) -> str:
+    """The source manifest's URL of an `updates` row published by tools/publish.py."""
+    url = package_url.replace("{platform}", PUBLISHED_SOURCE)
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https") or "/source/" not in url:
+        raise WheelhouseError(f"package_url {package_url!r} is not the URL of a published release manifest")
+    return url
+
+
+def _fetch(url: str, limit: int, context: ssl.SSLContext | None, what: str, tries: int = 3) -> bytes:
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(url, timeout=60, context=context) as response:  # noqa: S310 (signed)
+                data = response.read(limit + 1)
+            if len(data) > limit:
+                raise WheelhouseError(f"{what} at {url} is larger than {limit} bytes")
+            return data
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 or attempt == tries - 1:
+                raise WheelhouseError(f"cannot fetch {what} {url}: HTTP {exc.code}") from None
+        except OSError as exc:
+            if attempt == tries - 1:
+                raise WheelhouseError(f"cannot fetch {what} {url}: {exc}") from None
+        time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fetch_published_source(package_url: str, public_key: Path, cache: Path, version: str = "") -> Path:
+    """The client source a published release was built from, verified, as a snapshot in `cache`.
+
+    The source manifest's ed25519 signature is checked against the publisher's public key,
+    then the archive's sha256 and size, then the extracted tree's digest against the signed
+    one: <cache>/sources/sha256-<digest>/voice_client, the snapshot a path source becomes.
+    """
+    url = published_source_url(package_url)
+    context = ssl_context() if url.startswith("https://") else None
+    parts = urllib.parse.urlsplit(url)
+    data = _fetch(url, MANIFEST_LIMIT, context, "the source manifest")
+    signature = _fetch(
+        urllib.parse.urlunsplit(parts._replace(path=parts.path + ".sig")), 4096, context, "its signature"
+    )
+    files = files_module()
+    try:
+        pem = public_key.read_bytes()
+    except OSError as exc:
+        raise WheelhouseError(f"publisher public key {public_key}: {exc}") from None
+    try:
+        files.verify_signature(pem, data, signature, key_name=f"key {public_key}")
+    except files.SignatureError as exc:
+        raise WheelhouseError(f"{url}: {exc}") from None
+    try:
+        manifest = json.loads(data)
+        digest, entry = str(manifest["client_source_sha256"]), manifest["files"][SOURCE_ARCHIVE]
+        size, sha256 = int(entry["size"]), str(entry["sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WheelhouseError(f"{url}: not a source manifest ({type(exc).__name__}: {exc})") from None
+    if manifest.get("kind") != PUBLISHED_SOURCE or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise WheelhouseError(f"{url}: not a source manifest (kind {manifest.get('kind')!r})")
+    if version and manifest.get("version") != version:
+        raise WheelhouseError(
+            f"{url}: the signed manifest is version {manifest.get('version')!r}, not {version}"
+        )
+    snapshot = cache / "sources" / f"sha256-{digest}"
+    if (snapshot / "voice_client" / "pyproject.toml").is_file():
+        return snapshot / "voice_client"
+    base = urllib.parse.urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0] + "/", query=""))
+    archive = _fetch(base + SOURCE_ARCHIVE, size, context, "the source archive")
+    if len(archive) != size or hashlib.sha256(archive).hexdigest() != sha256:
+        raise WheelhouseError(f"{base}{SOURCE_ARCHIVE}: its size or sha256 is not the signed manifest's")
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=snapshot.parent, prefix=".fetch-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            names = tar.getnames()
+            if not names or any(n != "voice_client" and not n.startswith("voice_client/") for n in names):
+                raise WheelhouseError(f"{base}{SOURCE_ARCHIVE} holds more than voice_client/")
+            tar.extractall(tmp, filter="data")
+        got = source_digest(Path(tmp) / "voice_client")
+        if got != digest:
+            raise WheelhouseError(
+                f"{base}{SOURCE_ARCHIVE}: its files digest to {got}, not the signed {digest}"
+            )
+        with contextlib.suppress(FileExistsError, OSError):
+            os.rename(tmp, snapshot)  # another run may have made it meanwhile: the same content
+    if not (snapshot / "voice_client" / "pyproject.toml").is_file():
+        raise WheelhouseError(f"{snapshot} could not be written")
+    return snapshot / "voice_client"
 
 
 @dataclass
@@ -673,6 +785,16 @@ class ActionModule(ActionBase):
         del tmp
         args = self._task.args
         try:
+            published = args.get("published") or {}
+            if published:
+                # A row's published release: its signed source becomes this run's source snapshot.
+                source = fetch_published_source(
+                    str(published.get("url") or ""),
+                    Path(str(published.get("public_key_file") or "")).expanduser(),
+                    Path(str(args.get("cache_dir") or "")).expanduser(),
+                    str(published.get("version") or ""),
+                )
+                args = {**args, "source": str(source), "lock": str(source / "requirements.lock")}
             required = ("lock", "source", "cache_dir") + (() if args.get("plan_only") else ("platforms",))
             missing = [k for k in required if not args.get(k)]
             if missing:

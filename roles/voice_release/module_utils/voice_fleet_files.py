@@ -3,12 +3,14 @@
 voice_release_build, voice_release_activate and voice_device_state import it as
 ``ansible.module_utils.voice_fleet_files`` (Ansible ships it with each module);
 the pull agent, which runs them without Ansible, keeps it beside them and
-imports it by its own name. Standard library only: it runs on the device's
-python3.
+imports it by its own name. Standard library only (but `verify_signature`, which
+imports `cryptography` when called: python3-cryptography on a device, the
+controller's venv for push): it runs on the device's python3.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -22,6 +24,34 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class SignatureError(Exception):
+    """A manifest whose signature cannot be checked, or does not hold; the message says which."""
+
+
+def verify_signature(public_key_pem: bytes, data: bytes, signature: bytes, key_name: str = "key") -> None:
+    """Raise SignatureError unless `signature` (base64 text) is the ed25519 signature of `data`.
+
+    The one check of a published manifest: the pull agent on the device and a push controller
+    resolving an `updates` row that names one (cryptography's ed25519, never hand-written).
+    """
+    try:
+        from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 (only when verifying)
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: PLC0415
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
+    except ImportError:
+        raise SignatureError("the cryptography package is not installed: cannot verify") from None
+    try:
+        key = load_pem_public_key(public_key_pem)
+    except ValueError as exc:
+        raise SignatureError(f"publisher {key_name}: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SignatureError(f"publisher {key_name} is not an ed25519 public key")
+    try:
+        key.verify(base64.b64decode(signature.strip(), validate=True), data)
+    except (InvalidSignature, ValueError):
+        raise SignatureError("bad signature: the manifest was not signed by the publisher's key") from None
 
 
 def fsync_dir(path: str) -> None:
