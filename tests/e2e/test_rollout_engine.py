@@ -14,6 +14,7 @@ checkout afterwards, so the files pass alone and in any order.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,89 @@ def test_the_hourly_play_skips_an_update_no_controller_can_install(
     finally:
         with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
             conn.execute("DELETE FROM updates WHERE version = '9.9.9'")
+
+
+def publish(fleet: FleetHandle, tmp_path: Path, version: str) -> tuple[dict, Path]:
+    """A plain variant of `version` published (tools/publish.py) to the stack's store, which the
+    controller reaches through the gateway at <SUPABASE_URL>/store; (its output, the public key)."""
+    key = tmp_path / "publisher.key"
+    tool = [sys.executable, str(ROOT / "tools" / "publish.py")]
+    made = subprocess.run([*tool, "keygen", "--out", str(key)], capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    published = subprocess.run(
+        [
+            *tool,
+            *("release", "--key", str(key), "--store", fleet.stack_env["VF_STORE_DIR"]),
+            *("--base-url", f"{fleet.stack_env['SUPABASE_URL']}/store", "--platform", "cp311-x86_64"),
+            *("--source", str(variant("plain", version)), "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=fleet.env(),
+        timeout=900,
+    )
+    assert published.returncode == 0, published.stderr
+    return json.loads(published.stdout), Path(f"{key}.pub")
+
+
+def test_push_installs_a_published_release_as_the_pull_devices_get_it(
+    engine_fleet: FleetHandle, tmp_path: Path
+) -> None:
+    fleet = engine_fleet
+    name = fleet.names[0]  # after the version tests: back on 2.9.0, upgraded here
+    out, public = publish(fleet, tmp_path, "3.5.0")
+    package_url = out["update"]["package_url"]
+    assert package_url.startswith("http://127.0.0.1:") and "{platform}" in package_url
+    try:
+        runner = run_playbook(
+            fleet,
+            "rollout.yml",
+            tmp_path,
+            extravars={"rollout_source": package_url, "rollout_publisher_public_key_file": str(public)},
+            limit=name,
+        )
+        assert runner.rc == 0, failure_summary(runner)
+        marker = device_state(fleet, name)["marker"]
+        assert marker["version"] == "3.5.0"
+        assert marker["release"] == out["manifests"][0]["release_id"], (
+            "push built the release pull devices get"
+        )
+        assert progress(fleet, "3.5.0")[name]["status"] == "completed"
+        with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
+            row = conn.execute("SELECT package_url FROM updates WHERE version = '3.5.0'").fetchone()
+        assert row == (package_url,), "the row still names the published manifest any controller can fetch"
+
+        # The hourly play verifies a published row before it trusts it: with another publisher's
+        # key the row is skipped, with the reason, and nothing is scheduled from it.
+        foreign = tmp_path / "other.key"
+        made = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "publish.py"), "keygen", "--out", str(foreign)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        runner = run_playbook(
+            fleet,
+            "scheduled.yml",
+            tmp_path,
+            extravars={
+                "scheduled_now": "2026-11-23T12:30:00Z",
+                "rollout_publisher_public_key_file": f"{foreign}.pub",
+            },
+            limit=name,
+        )
+        assert runner.rc == 0, failure_summary(runner)
+        skipped = ok_results(
+            runner, "Report the newer updates no controller can install from their row (skipped)"
+        )
+        said = " ".join(str(res) for res in skipped.values())
+        assert "update 3.5.0 is skipped" in said and "bad signature" in said, said
+    finally:
+        with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute("DELETE FROM updates WHERE version = '3.5.0'")
 
 
 def test_two_controllers_never_update_one_device_at_once(engine_fleet: FleetHandle, tmp_path: Path) -> None:
