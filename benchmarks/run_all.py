@@ -12,6 +12,8 @@ Runs, one after the other (CPU is the scarce resource: nothing runs in parallel)
 - bench_filters.py, bench_client.py: the maintenance-window filters and the voice client;
 - bench_inventory.py --sizes 10000 --runs 3: the inventory plugin at the goal size
   (its own default, 10,000 and 50,000 devices, takes far longer).
+- bench_agent.py: the pull agent on a device of its own (a run with nothing to do,
+  the bytes an install and an update fetch).
 
 Then prints one table (every measurement with its baseline, the ratio and the goal),
 writes benchmarks/results/summary.json and draws docs/benchmarks.png.
@@ -40,12 +42,14 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "filters": (["bench_filters.py"], ["filters.json"]),
     "client": (["bench_client.py"], ["client.json"]),
     "inventory": (["bench_inventory.py", "--sizes", "10000", "--runs", "3"], ["inventory.json"]),
+    "agent": (["bench_agent.py"], ["agent.json"]),
 }
 QUICK = {
     "rollout": ["--quick"],
     "client": ["--quick"],
     "inventory": ["--quick"],
     "filters": ["--repeats", "2"],
+    "agent": ["--runs", "1"],
 }
 
 
@@ -403,6 +407,35 @@ def client_rows(t: Table, cli: dict[str, Any]) -> None:
     )
 
 
+def agent_rows(t: Table, ag: dict[str, Any]) -> None:
+    noop, first, update = ag["noop"], ag["first_install"], ag["update"]
+    t.add(
+        "5 pull agent",
+        f"agent run, nothing to do ({noop['requests']} request, {noop['median_bytes']:.0f} bytes)",
+        noop["median_wall_s"],
+        goal="1 small request",
+        met=noop["requests"] == 1,
+    )
+    for r, label in ((first, "first install"), (update, "update, client changed")):
+        t.add(
+            "5 pull agent",
+            f"{label}: bytes fetched ({r['files_fetched']} of {r['files']} files)",
+            r["bytes_fetched"],
+            unit="bytes",
+            baseline="the whole release",
+            base=r["release_bytes"],
+            goal="only changed files" if r is update else "",
+            met=(r["files_fetched"] < r["files"]) if r is update else None,
+        )
+        t.add("5 pull agent", f"{label}: download, verify, build, gate", r["wall_s"])
+    bound = ag["window_to_running_bound_s"]
+    t.add(
+        "5 pull agent",
+        f"window opening -> release running, at most (hourly timer + {bound['randomized_delay_s']} s delay)",
+        bound["bound_s"],
+    )
+
+
 def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     table = Table()
     for name, add in (
@@ -411,6 +444,7 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
         ("inventory.json", inventory_rows),
         ("filters.json", filter_rows),
         ("client.json", client_rows),
+        ("agent.json", agent_rows),
     ):
         if res.get(name):
             add(table, res[name])

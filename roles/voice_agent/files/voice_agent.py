@@ -663,7 +663,10 @@ class Agent:
                 self.registry.progress(device_id, update_id, "completed")
                 self.remember("completed", release=release)
                 self.registry.check_in(self.heartbeat())
-                log(f"{release} is active ({time.monotonic() - started:.1f}s)")
+                log(
+                    f"{release} is active ({time.monotonic() - started:.1f}s, {self.http.requests} requests, "
+                    f"{self.http.bytes_in + self.http.bytes_out} bytes)"
+                )
                 return 0
             step, status = (
                 result.get("step") or "gate",
