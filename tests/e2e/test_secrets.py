@@ -2,7 +2,7 @@
 
 The operator's week (site.yml, a rollout, the hourly play with an urgent update,
 a rollback, status) runs through ansible-runner at -vvv, the way AWX runs it,
-on a fleet of its own (vf-sec, two devices, sshd on 127.0.0.1:2601..), with the
+on a fleet of its own (vf-sec, one device, sshd on 127.0.0.1:2601), with the
 stack's SUPABASE_SERVICE_KEY and a random voice server key. Then everything
 those runs left is searched for both keys, as they are and in base64:
 runner's stdout, every job event and artifact (but `command`, which records the
@@ -68,7 +68,7 @@ def find(text: str, keys: dict[str, str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sec_fleet(fleet_factory: FleetFactory) -> Iterator[FleetHandle]:
-    handle, _ = fleet_factory(prefix=PREFIX, count=2, port_base=PORT_BASE, state_dir=STATE_DIR)
+    handle, _ = fleet_factory(prefix=PREFIX, count=1, port_base=PORT_BASE, state_dir=STATE_DIR)
     yield handle
     if os.environ.get("VF_KEEP_FLEET") != "1":
         handle.down()
