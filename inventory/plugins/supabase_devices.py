@@ -46,7 +46,8 @@ description:
     not a JSON object), C(ansible_host) (the C(ansible_host) column, else C(metadata.ip_address),
     else C(metadata.hostname)) and C(voice_management) (C(push) or C(pull), C(push) when null)."
   - "Groups: C(status_<status>), C(tz_<timezone>) (lowercase), C(version_<current_version>) and
-    C(management_<push|pull>) (pull devices update themselves: the push plays leave them alone). In
+    C(management_<push|pull>) (both always present, maybe empty; pull devices update themselves:
+    C(rollout.yml) and C(rollback.yml) exclude C(management_pull), C(scheduled.yml) leaves them out). In
     those names C(+) becomes C(plus) (so C(Etc/GMT+5) and C(Etc/GMT-5) stay apart) and every other
     character outside C([A-Za-z0-9_]), including C(/), C(-), C(.) and non-ASCII letters, becomes C(_)."
   - A timezone is valid when it is exactly (case included) the name of a zone in the database the
@@ -176,6 +177,7 @@ COLUMNS: tuple[str, ...] = (
 # Columns a project may not have yet (an existing Javia project before the pull-mode
 # migration): read when there, left out (one more request) when the server says it is missing.
 OPTIONAL_COLUMNS = frozenset({"management"})
+MANAGEMENT_GROUPS = ("management_push", "management_pull")
 ORDER_COLUMN = "device_uuid"
 INVALID_TIMEZONE_GROUP = "invalid_timezone"
 CONFIG_SUFFIXES = ("supabase.yml", "supabase.yaml")
@@ -796,7 +798,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         keyed_groups = self.get_option("keyed_groups")
         constructed = bool(compose or groups or keyed_groups)
         inventory = self.inventory
-        known_groups: dict[str, str] = {}
+        # Both management groups always exist (maybe empty): the push plays exclude
+        # `management_pull` by pattern, which must not warn on a fleet without pull devices.
+        known_groups: dict[str, str] = {g: inventory.add_group(g) for g in MANAGEMENT_GROUPS}
 
         for device in devices:
             host = inventory.add_host(make_unsafe(hostnames[device.uuid]))

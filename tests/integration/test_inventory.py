@@ -317,6 +317,25 @@ def test_the_default_inventory_keeps_a_device_left_updating(empty_registry, stac
     assert "status=in.%28online%2Cupdating%29" in result.requests[0]
 
 
+@pytest.mark.parametrize("with_pull", [True, False], ids=["a pull device", "push only"])
+def test_the_push_plays_leave_pull_devices_to_their_agent(empty_registry, stack_env, with_pull):
+    """rollout.yml and rollback.yml never reach a pull device (its SSH is off: it would fail the
+    batch); site.yml provisions it. Without pull devices, the exclusion says nothing."""
+    seed_devices(empty_registry, 3)
+    if with_pull:
+        empty_registry.execute("UPDATE public.devices SET management = 'pull' WHERE device_name = 'pi-2'")
+    for playbook, expected in (
+        ("rollout.yml", {"pi-1", "pi-3"} if with_pull else {"pi-1", "pi-2", "pi-3"}),
+        ("rollback.yml", {"pi-1", "pi-3"} if with_pull else {"pi-1", "pi-2", "pi-3"}),
+        ("site.yml", {"pi-1", "pi-2", "pi-3"}),
+    ):
+        result = run(stack_env, "ansible-playbook", f"playbooks/{playbook}", "--list-hosts")
+        assert result.returncode == 0, result.stderr
+        listed = {line.strip() for line in result.stdout.splitlines() if line.strip().startswith("pi-")}
+        assert listed == expected, (playbook, result.stdout)
+        assert "Could not match supplied host pattern" not in result.stderr, (playbook, result.stderr)
+
+
 def production_settings(path: Path) -> dict[str, Any]:
     """A supabase_devices config less what only says where the registry and the devices are."""
     config = yaml.safe_load(path.read_text())
