@@ -216,3 +216,23 @@ def test_reports_in_the_same_second_never_overwrite_each_other(plugin: ModuleTyp
     assert (tmp_path / "latest.html").read_text() == second[1].read_text()
     assert not (tmp_path / "latest.json").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_pull_devices_are_shown_from_their_registry_rows(plugin: ModuleType) -> None:
+    """The push run leaves pull devices alone; the report lists them from what the play published
+    (tasks/resolve_release.yml: the management_pull hosts' registry columns)."""
+    state = run_state(plugin, ["pi-1"], [1], {})
+    pull = {
+        "pi-9": {"device_uuid": "u-9", "current_version": "1.3.0", "last_seen": "2026-12-01T02:10:00+00:00"},
+        "pi-8": {"device_uuid": "u-8"},
+    }
+    custom = {"_run": {"voice_rollout_run": {"version": "1.4.0", "pull_devices": pull}}}
+    report = plugin.build_report(state, datetime(2026, 11, 22, 2, 1, tzinfo=UTC), custom)
+    assert report["run"]["pull_devices"] == pull, "the JSON report holds them"
+    assert "pi-9" not in report["hosts"], "no host of the run"
+    page = plugin.render_html(report)
+    section = page[page.index('id="pull"') :]
+    assert "pi-9" in section and "1.3.0" in section and "2026-12-01 02:10:00 UTC" in section
+    assert "pi-8" in section and "never" in section
+    without = plugin.render_html(plugin.build_report(state, datetime(2026, 11, 22, 2, 1, tzinfo=UTC), {}))
+    assert 'id="pull"' not in without
