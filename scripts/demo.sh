@@ -74,6 +74,9 @@ step "6/7 Publish release 1.3.0 signed (urgent): $PULL installs it by itself, no
 cursor=$(docker exec "$PULL" journalctl -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
 docker exec "$PULL" systemctl start voice-agent.service || true
 docker exec "$PULL" journalctl -u voice-agent.service --after-cursor="$cursor" -o cat --no-pager | tail -12
+# The demo says what it saw: the pull device runs 1.3.0 now, or the demo fails here.
+active=$(docker exec "$PULL" readlink /opt/voice-client/current)
+[[ $active == releases/1.3.0-* ]] || die "$PULL did not install 1.3.0 by itself (it runs ${active#releases/}): see its journal above"
 
 step "7/7 Where the fleet stands"
 playbook playbooks/status.yml >/dev/null

@@ -393,7 +393,7 @@ class Agent:
         """Whether the update may be installed now (window or idleness), and why."""
         if self.update.get("update_type") == "urgent":
             need = int(float(self.cfg["VOICE_AGENT_URGENT_IDLE_SECONDS"]))
-            idle = idle_seconds()
+            idle = idle_seconds(self.cfg["VOICE_AGENT_ENV_FILE"])
             if idle is None or idle >= need:
                 return True, f"urgent, device idle ({'never used' if idle is None else f'{idle}s'})"
             return False, f"urgent, waiting for {need}s of idleness (idle {idle}s)"
@@ -680,15 +680,22 @@ class Agent:
         return 1
 
 
-def idle_seconds() -> int | None:
-    """idle_seconds from `voice-client status --json` (None: never used, or no client yet)."""
+def idle_seconds(env_file: str) -> int | None:
+    """idle_seconds from `voice-client status --json` (None: never used, or no client yet).
+
+    The client reads its settings from `env_file` (as its service does): without them it
+    refuses to answer, and a device that cannot tell counts as busy (0), with the reason logged.
+    """
     if not os.path.exists(STATUS_COMMAND[0]):
         return None
-    proc = subprocess.run(STATUS_COMMAND, capture_output=True, text=True, check=False, timeout=60)
+    command = [*STATUS_COMMAND, "--env-file", env_file]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     try:
         status = json.loads(proc.stdout)
     except ValueError:
-        return 0  # cannot tell: do not disturb
+        reason = (proc.stderr or proc.stdout or f"exit {proc.returncode}").strip().splitlines()
+        log(f"cannot tell whether the device is idle ({' '.join(command)}: {' '.join(reason[:2])}): waiting")
+        return 0
     if status.get("busy"):
         return 0
     value = status.get("idle_seconds")
