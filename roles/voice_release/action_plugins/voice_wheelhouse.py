@@ -32,7 +32,9 @@ after remote builds: it then completes the platform.
 
 Arguments: lock, source, platforms (list of {arch, python, glibc}), cache_dir,
 index_url (default: PIP_INDEX_URL, else https://pypi.org/simple), tools_lock
-(optional).
+(optional), published (optional: {url, public_key_file, version}: the source is a
+release published with tools/publish.py, fetched and verified first; lock and
+source then come from it).
 """
 
 from __future__ import annotations
@@ -60,7 +62,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -777,7 +778,7 @@ class Wheelhouse:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
-        ("lock", "source", "platforms", "cache_dir", "index_url", "tools_lock", "plan_only")
+        ("lock", "source", "platforms", "cache_dir", "index_url", "tools_lock", "plan_only", "published")
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -831,7 +832,10 @@ class ActionModule(ActionBase):
                         platforms[target.key]["tools"] = tools
                         platforms[target.key]["complete"] &= tools["complete"]
         except WheelhouseError as exc:
-            raise AnsibleActionFail(f"wheelhouse: {exc}") from None
+            # A failed result, not an exception: a task's failed_when must see it (the hourly
+            # play checks every published row and skips the ones that fail, with the reason).
+            result.update(failed=True, changed=False, msg=f"wheelhouse: {exc}")
+            return result
         result["changed"] = house.changed
         result["platforms"] = platforms
         result["complete"] = all(p["complete"] for p in platforms.values())
