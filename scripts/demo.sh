@@ -41,8 +41,10 @@ docker exec "$PULL" systemctl start ssh
 "$PY" tools/fleet.py status --prefix "$PREFIX"
 
 step "2/7 Provision every device with site.yml: packages, audio, service, release 1.0.0, registry"
+# The publisher's key first: a device an earlier demo left in pull mode gets its agent here too.
+[[ -f $KEY ]] || "$PY" tools/publish.py keygen --out "$KEY"
 # Deliberately this checkout's release, whatever an earlier demo left (site.yml keeps newer ones otherwise).
-playbook playbooks/site.yml -e rollout_allow_downgrade=true
+playbook playbooks/site.yml -e rollout_allow_downgrade=true -e "voice_agent_public_key_file=$VF_ROOT/$KEY.pub"
 
 step "3/7 Roll out release 1.1.0 in batches: a canary, then half, then the rest"
 "$PY" tools/client_variant.py --kind plain --version 1.1.0 --dest "$VARIANTS/1.1.0" >/dev/null
@@ -50,7 +52,6 @@ playbook playbooks/rollout.yml -e "rollout_source=$VF_ROOT/$VARIANTS/1.1.0" \
     -e '{"rollout_batches": [1, "50%", "100%"]}' -e 'rollout_description=demo: release 1.1.0'
 
 step "4/7 $PULL goes pull mode: its own credential, the agent, the publisher's key; then its SSH is off"
-[[ -f $KEY ]] || "$PY" tools/publish.py keygen --out "$KEY"
 .venv/bin/ansible-playbook -i "$INVENTORY" --limit "$PULL" playbooks/site.yml \
     -e voice_management=pull -e "voice_agent_public_key_file=$VF_ROOT/$KEY.pub"
 docker exec "$PULL" systemctl stop ssh
