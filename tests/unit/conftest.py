@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,3 +22,23 @@ def publish():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A release store at <tmp>/www/store, served over real HTTP on the loopback for the test:
+    (its directory, its base URL http://127.0.0.1:<port>/store)."""
+    root = tmp_path / "www"
+    (root / "store").mkdir(parents=True)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root / "store", f"http://127.0.0.1:{server.server_address[1]}/store"
+    server.shutdown()
+    server.server_close()

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import functools
 import hashlib
-import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,25 +25,6 @@ SOURCE = ROOT / "voice_client"
 @pytest.fixture(scope="module")
 def wh(publish):
     return publish.wheelhouse_module()
-
-
-@pytest.fixture
-def store(tmp_path):
-    """<tmp>/store served at http://127.0.0.1:<port>/store/ for the test's length."""
-    root = tmp_path / "www"
-    (root / "store").mkdir(parents=True)
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root / "store", f"http://127.0.0.1:{server.server_address[1]}/store"
-    server.shutdown()
-    server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture

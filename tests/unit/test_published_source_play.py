@@ -10,39 +10,17 @@ the play does, so the task's arguments are checked by Ansible as in production.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TASKS = ROOT / "playbooks" / "tasks" / "verify_published.yml"
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def store(tmp_path):
-    root = tmp_path / "www"
-    (root / "store").mkdir(parents=True)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root / "store", f"http://127.0.0.1:{server.server_address[1]}/store"
-    server.shutdown()
-    server.server_close()
 
 
 def test_published_rows_are_verified_and_the_bad_ones_reported(publish, store, tmp_path):
