@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack, pytest.mark.slow]
 
 
+def controller(fleet: FleetHandle, *argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """A controller command run from the repository with the fleet's environment, its output kept."""
+    return subprocess.run(
+        argv, cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
 def start_rollout(fleet: FleetHandle, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     """ansible-playbook rollout.yml in its own process group (so the test can kill the controller)."""
     log = (tmp_path / "rollout.log").open("w")
@@ -337,29 +344,23 @@ def test_a_registry_that_stays_down_fails_no_device_and_the_next_run_corrects_th
         + f"cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: {tmp_path / 'cache'}\n"
         + "cache_timeout: 3600\n"
     )
-    listed = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list"],
-        cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    listed = controller(
+        fleet, str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list"
+    )
     assert listed.returncode == 0 and name in listed.stdout, listed.stderr[-2000:]
     nginx = int((stack_dir() / "run" / "nginx.pid").read_text())
     os.kill(nginx, signal.SIGTERM)  # the gateway: PostgREST and PostgreSQL stay up behind it
     try:
         wait_until("the gateway to stop", lambda: not Path(f"/proc/{nginx}").exists(), timeout=30)
         source = variant("plain", "2.6.0")
-        down = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "ansible-playbook"),
-                *("-i", str(inventory), "playbooks/rollout.yml", "--limit", name),
-                *("-e", f"rollout_source={source}"),
-            ],
-            cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False, timeout=900,
-        )  # fmt: skip
+        down = controller(
+            fleet,
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            *("-i", str(inventory), "playbooks/rollout.yml", "--limit", name),
+            *("-e", f"rollout_source={source}"),
+        )
     finally:
-        up = subprocess.run(
-            [sys.executable, str(ROOT / "tools" / "stack.py"), "up"],
-            cwd=ROOT, env=fleet.env(), capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        up = controller(fleet, sys.executable, str(ROOT / "tools" / "stack.py"), "up")
         assert up.returncode == 0, up.stderr
     assert down.returncode == 0, f"a registry outage failed the device:\n{down.stdout[-4000:]}"
     assert "WARNING: the registry was not updated" in down.stdout
