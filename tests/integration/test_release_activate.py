@@ -449,3 +449,31 @@ def test_current_is_never_missing_during_switches(device):
     assert watch["missing"] == 0, watch
     assert watch["count"] > 10_000, watch
     assert {f"releases/{GOOD1}", f"releases/{GOOD2}", f"releases/{BAD}"} <= set(watch["seen"]), watch
+
+
+def hit_the_start_limit() -> None:
+    """Restart the unit until systemd refuses to start it (a crash loop, or many rollouts)."""
+    for _ in range(6):
+        if sh(f"systemctl restart {SERVICE}", check=False).returncode != 0:
+            break
+    state = sh(f"systemctl show {SERVICE} --property=ActiveState,Result").stdout
+    assert "Result=start-limit-hit" in state and "ActiveState=failed" in state, state
+
+
+def test_a_unit_at_its_start_limit_still_takes_a_new_release_and_restarts(device):
+    dropin = f"/etc/systemd/system/{SERVICE}.d"
+    sh(f"mkdir -p {dropin}")
+    put(f"{dropin}/limit.conf", "[Unit]\nStartLimitIntervalSec=600\nStartLimitBurst=3\n")
+    sh("systemctl daemon-reload")
+    try:
+        target = GOOD1 if link("current") == f"releases/{GOOD2}" else GOOD2
+        hit_the_start_limit()
+        switched = activate(release=target, health_seconds=1)
+        assert switched.get("outcome") == "activated" and not switched.get("failed"), switched.get("msg")
+        assert running_release() == target
+        hit_the_start_limit()
+        kept = activate(release=target, health_seconds=1)
+        assert kept.get("outcome") == "unchanged" and kept["changed"] is True, kept.get("msg")
+        assert running_release() == target
+    finally:
+        sh(f"rm -rf {dropin} && systemctl daemon-reload && systemctl reset-failed {SERVICE}")

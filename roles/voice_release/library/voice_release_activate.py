@@ -224,6 +224,9 @@ def gate(job, current, service):
     _rc, out, _err = run(["systemctl", "show", service, "--property=NeedDaemonReload", "--value"])
     if out.strip() == "yes":
         run(["systemctl", "daemon-reload"])
+    # The unit's start limit counts the starts of the releases before this one (each rollout
+    # restarts it): a deliberate switch begins a fresh count, or it is refused as "too often".
+    run(["systemctl", "reset-failed", service])
     rc, _out, err = run(["systemctl", "restart", service])
     first = show(service)
     if rc != 0 or first.get("ActiveState") != "active" or first["MainPID"] <= 0:
@@ -295,6 +298,7 @@ def main():
             # Another run switched to it while this one waited for the lock.
             state = show(service)
             if state.get("ActiveState") != "active":
+                run(["systemctl", "reset-failed", service])
                 run(["systemctl", "start", service])
             result["outcome"] = "unchanged"
         else:
@@ -511,6 +515,8 @@ class Activation:
         _rc, out, _err = _run(self.module, ["systemctl", "is-active", self.service])
         start = out.strip() != "active"
         if start and not self.module.check_mode:
+            # A unit stopped by its start limit stays refused until the failure is reset.
+            _run(self.module, ["systemctl", "reset-failed", self.service])
             _run(self.module, ["systemctl", "start", self.service], check=True)
         self.module.exit_json(
             changed=start,
