@@ -103,7 +103,7 @@ What you saw:
 Look at:
   - the rollout report:   $VF_ROOT/reports/latest.html   (JSON: reports/latest.json)
   - the fleet status:     $VF_ROOT/reports/status-latest.md
-  - the registry:         . .stack/env && psql "\$DATABASE_URL" -c 'table device_updates'
+  - the registry:         . .stack/env && .venv/bin/python tools/registry.py progress
   - a device:             docker exec -it $PREFIX-01 bash   (journalctl -u voice-client)
   - the voice server log: docker exec $PREFIX-voice-server journalctl -u vf-voice-server
 

@@ -49,4 +49,12 @@ if [[ ! -f $VENV/.vf-stamp ]] || ! "$VENV/bin/python" -c 'import voice_client' 2
     echo "$stamp" >"$VENV/.vf-stamp"
 fi
 
+# This checkout is the collection javia.voice_fleet (playbooks/collections/ links to it): the venv's Python
+# finds its shared code (plugins/module_utils) by that full name, as Ansible does, so tools and
+# tests import it like the plugins do, with no path edits. A .pth line is how site does that.
+pth="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/voice_fleet_collections.pth"
+if [[ ! -f $pth || $(cat "$pth") != "$VF_ROOT/playbooks/collections" ]]; then
+    echo "$VF_ROOT/playbooks/collections" >"$pth"
+fi
+
 "$VENV/bin/python" "$VF_ROOT/tools/check_collections.py" "$VF_ROOT/requirements.yml"

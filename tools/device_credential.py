@@ -25,6 +25,7 @@ used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import STACK, atomic_write, make_jwt, read_env_file
@@ -67,23 +69,36 @@ def settings() -> dict[str, str]:
     return values
 
 
-def client(env: dict[str, str]):
-    from supabase import create_client  # noqa: PLC0415 (the controller venv has it; --help needs no import)
+def registry(env: dict[str, str]) -> contextlib.AbstractContextManager[Any]:
+    """The controller's one registry client (retries, clear errors, the key never shown)."""
+    # Imported here: --help needs no supabase-py.
+    from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_registry_client import (  # noqa: PLC0415
+        session,
+    )
 
-    return create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_KEY"])
+    return session(env, "device_credential", lambda exc: CredentialError(str(exc)))
 
 
 def issue(env: dict[str, str], device_uuid: str, out: Path, days: int, management: str | None) -> str:
-    db = client(env)
-    rows = db.table("devices").select("id,device_name").eq("device_uuid", device_uuid).execute().data
-    if not rows:
-        raise CredentialError(
-            f"no device with device_uuid {device_uuid!r} in the registry: register it first"
+    with registry(env) as db:
+        rows = db.rows(
+            f"reading device {device_uuid}",
+            db.table("devices").select("id,device_name").eq("device_uuid", device_uuid),
         )
-    jti = uuid.uuid4().hex
-    db.table("device_credentials").insert({"device_uuid": device_uuid, "jti": jti}).execute()
-    if management:
-        db.table("devices").update({"management": management}).eq("device_uuid", device_uuid).execute()
+        if not rows:
+            raise CredentialError(
+                f"no device with device_uuid {device_uuid!r} in the registry: register it first"
+            )
+        jti = uuid.uuid4().hex
+        db.execute(
+            f"recording a credential of {device_uuid}",
+            db.table("device_credentials").insert({"device_uuid": device_uuid, "jti": jti}),
+        )
+        if management:
+            db.execute(
+                f"setting the management of {device_uuid}",
+                db.table("devices").update({"management": management}).eq("device_uuid", device_uuid),
+            )
     token = make_jwt(
         env["SUPABASE_JWT_SECRET"],
         "device",
@@ -96,16 +111,16 @@ def issue(env: dict[str, str], device_uuid: str, out: Path, days: int, managemen
 
 
 def revoke(env: dict[str, str], device_uuid: str, jti: str | None) -> int:
-    query = (
-        client(env)
-        .table("device_credentials")
-        .update({"revoked_at": datetime.now(UTC).isoformat()})
-        .eq("device_uuid", device_uuid)
-        .is_("revoked_at", "null")
-    )
-    if jti:
-        query = query.eq("jti", jti)
-    return len(query.execute().data or [])
+    with registry(env) as db:
+        query = (
+            db.table("device_credentials")
+            .update({"revoked_at": datetime.now(UTC).isoformat()})
+            .eq("device_uuid", device_uuid)
+            .is_("revoked_at", "null")
+        )
+        if jti:
+            query = query.eq("jti", jti)
+        return len(db.rows(f"revoking the credentials of {device_uuid}", query))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,13 +54,16 @@ from stack import STACK as STACK_DIR  # noqa: E402
 from stack import atomic_write, read_env_file  # noqa: E402
 
 try:
-    import psycopg
     import uuid6
     import yaml
+    from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_registry_client import (
+        RegistryClient,
+        session,
+    )
 except ImportError:  # run with the system python: use the controller venv instead
     if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() and VENV_PYTHON.exists():
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])  # noqa: S606
-    sys.exit("fleet: psycopg, uuid6 or PyYAML is missing: run `make setup`, then use .venv/bin/python")
+    sys.exit("fleet: uuid6, PyYAML or supabase is missing: run `make setup`, then use .venv/bin/python")
 
 DATA = Path(__file__).resolve().parent / "fleet"
 PROVISION_SCRIPT = DATA / "provision-device.sh"
@@ -211,7 +214,7 @@ def registry_env(*, required: bool) -> dict[str, str] | None:
             raise FleetError(f"{path} is missing: the registry stack is not up (make stack-up)")
         return None
     env = read_env_file(path)
-    missing = [k for k in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "DATABASE_URL") if not env.get(k)]
+    missing = [k for k in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY") if not env.get(k)]
     if missing:
         raise FleetError(f"{path} lacks {', '.join(missing)}: run `make stack-up` to rewrite it")
     return env
@@ -433,44 +436,24 @@ def update_known_hosts(fleet: Fleet, drop_ports: set[int], add: list[str]) -> bo
 
 # --- the registry ----------------------------------------------------------------
 
-UPSERT = """
-INSERT INTO public.devices AS d (device_uuid, device_name, timezone, status, ansible_host, metadata)
-VALUES (%(uuid)s, %(name)s, %(timezone)s, 'online', '127.0.0.1', %(metadata)s::jsonb)
-ON CONFLICT (device_uuid) DO UPDATE
-SET device_name = EXCLUDED.device_name,
-    timezone = EXCLUDED.timezone,
-    ansible_host = EXCLUDED.ansible_host,
-    metadata = CASE WHEN jsonb_typeof(d.metadata) = 'object' THEN d.metadata ELSE '{}'::jsonb END
-               || EXCLUDED.metadata
-WHERE d.device_name IS DISTINCT FROM EXCLUDED.device_name
-   OR d.timezone IS DISTINCT FROM EXCLUDED.timezone
-   OR d.ansible_host IS DISTINCT FROM EXCLUDED.ansible_host
-   OR NOT coalesce(d.metadata @> EXCLUDED.metadata, false)
-RETURNING (xmax = 0) AS inserted
-"""
-DELETE_STALE = """
-DELETE FROM public.devices
-WHERE (metadata @> %(marker)s::jsonb AND NOT device_uuid = ANY(%(keep)s))
-   OR device_uuid = ANY(%(drop)s)
-RETURNING device_uuid, device_name
-"""
+FLEET_COLUMNS = "device_uuid,device_name,timezone,status,ansible_host,metadata"
 
 
-def connect(env: dict[str, str]) -> psycopg.Connection:
-    try:
-        return psycopg.connect(env["DATABASE_URL"], autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        where = env.get("SUPABASE_URL", "the local registry")
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FleetError(
-            f"cannot reach the registry database behind {where}: {reason} (make stack-up)"
-        ) from None
+def registry_session(env: dict[str, str]) -> contextlib.AbstractContextManager[RegistryClient]:
+    """The controller's one registry client, on the stack's REST API (never SQL); its errors as ours."""
+    return session(env, "tools/fleet.py", lambda exc: FleetError(f"{exc} (make stack-up)"))
 
 
 def seed_registry(fleet: Fleet, env: dict[str, str], ready: list[Ready], gone: list[str]) -> list[str]:
-    """Upsert every device's row; delete the rows of removed devices and this fleet's stale rows."""
+    """Upsert the devices whose rows differ (one request); delete removed and stale rows."""
     messages = []
-    with connect(env) as conn:
+    with registry_session(env) as client:
+        uuids = [item.uuid for item in ready]
+        before = {}
+        if uuids:
+            query = client.table("devices").select(FLEET_COLUMNS).in_("device_uuid", uuids)
+            before = {row["device_uuid"]: row for row in client.rows("reading the fleet's rows", query)}
+        upserts = []
         for item in ready:
             dev = item.device
             metadata = {
@@ -479,31 +462,50 @@ def seed_registry(fleet: Fleet, env: dict[str, str], ready: list[Ready], gone: l
                 "architecture": item.machine,
                 **fleet.marker,
             }
-            row = conn.execute(
-                UPSERT,
-                {
-                    "uuid": item.uuid,
-                    "name": dev.name,
-                    "timezone": dev.timezone,
-                    "metadata": json.dumps(metadata),
-                },
-            ).fetchone()
-            if row is not None:
-                messages.append(f"registry: {'added' if row[0] else 'updated'} {dev.name} ({item.uuid})")
-        stale = conn.execute(
-            DELETE_STALE,
-            {"marker": json.dumps(fleet.marker), "keep": [item.uuid for item in ready], "drop": gone},
-        ).fetchall()
+            old = before.get(item.uuid)
+            old_meta = old["metadata"] if old and isinstance(old.get("metadata"), dict) else {}
+            wanted = {"device_name": dev.name, "timezone": dev.timezone, "ansible_host": "127.0.0.1"}
+            if (
+                old
+                and all(old.get(k) == v for k, v in wanted.items())
+                and metadata.items() <= old_meta.items()
+            ):
+                continue
+            # Every row names the same columns (PostgREST's bulk upsert); a known row keeps its status.
+            status = old.get("status") if old else "online"
+            upserts.append(
+                {"device_uuid": item.uuid, **wanted, "status": status, "metadata": {**old_meta, **metadata}}
+            )
+            messages.append(f"registry: {'updated' if old else 'added'} {dev.name} ({item.uuid})")
+        if upserts:
+            query = client.table("devices").upsert(upserts, on_conflict="device_uuid")
+            client.execute(f"registering {len(upserts)} device(s)", query)
+        stale = delete_rows(client, fleet, keep=uuids, drop=gone)
         messages += [f"registry: removed {name} ({uuid}): that device is gone" for uuid, name in stale]
     return messages
 
 
+def delete_rows(
+    client: RegistryClient, fleet: Fleet, *, keep: list[str], drop: list[str]
+) -> list[tuple[str, str]]:
+    """Delete this fleet's rows not in `keep`, and the rows of `drop`; return (uuid, name) of each."""
+    queries = []
+    stale = client.table("devices").delete().contains("metadata", fleet.marker)
+    queries.append(stale.not_.in_("device_uuid", keep) if keep else stale)
+    if drop:
+        queries.append(client.table("devices").delete().in_("device_uuid", drop))
+    gone: dict[str, str] = {}
+    for query in queries:
+        rows = client.rows("removing the rows of devices that are gone", query)
+        gone.update((row["device_uuid"], row.get("device_name") or "") for row in rows)
+    return sorted(gone.items())
+
+
 def registry_rows(env: dict[str, str], uuids: list[str]) -> dict[str, dict[str, Any]]:
-    with connect(env) as conn:
-        cur = conn.execute(
-            "SELECT device_uuid, timezone, status FROM public.devices WHERE device_uuid = ANY(%s)", (uuids,)
-        )
-        return {uuid: {"timezone": tz, "status": status} for uuid, tz, status in cur.fetchall()}
+    with registry_session(env) as client:
+        query = client.table("devices").select("device_uuid,timezone,status").in_("device_uuid", uuids)
+        rows = client.rows("reading the fleet's rows", query)
+    return {row["device_uuid"]: {"timezone": row["timezone"], "status": row["status"]} for row in rows}
 
 
 # --- the voice server ------------------------------------------------------------
@@ -1114,15 +1116,12 @@ def down(fleet: Fleet) -> None:
         env = registry_env(required=False)
         if env is not None:
             try:
-                conn = connect(env)
+                with registry_session(env) as client:
+                    gone = delete_rows(client, fleet, keep=[], drop=uuids)
             except FleetError as exc:
                 raise FleetError(
                     f"the containers are gone but the registry rows stay: {exc}; then run `down` again"
                 ) from None
-            with conn:
-                gone = conn.execute(
-                    DELETE_STALE, {"marker": json.dumps(fleet.marker), "keep": [], "drop": uuids}
-                ).fetchall()
             for uuid, name in gone:
                 report.change(f"registry: removed {name} ({uuid})")
     what = "down" if report.changed else "down already, nothing to remove"

@@ -273,7 +273,9 @@ def announce(args: argparse.Namespace, version: str, sequence: int) -> dict:
     url, service_key = os.environ.get("SUPABASE_URL"), os.environ.get("SUPABASE_SERVICE_KEY")
     if not url or not service_key:
         raise PublishError("SUPABASE_URL and SUPABASE_SERVICE_KEY must be set to write the updates row")
-    from supabase import create_client  # noqa: PLC0415
+    from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_registry_client import (  # noqa: PLC0415
+        session,
+    )
 
     row = {
         "version": version,
@@ -285,8 +287,12 @@ def announce(args: argparse.Namespace, version: str, sequence: int) -> dict:
         "system_packages": sorted(set(args.system_package)),
         "requires_system_packages": bool(args.system_package),
     }
-    result = create_client(url, service_key).table("updates").upsert(row, on_conflict="version").execute()
-    return (result.data or [row])[0]
+    env = {"SUPABASE_URL": url, "SUPABASE_SERVICE_KEY": service_key}
+    with session(env, "publish", lambda exc: PublishError(str(exc))) as client:
+        rows = client.rows(
+            f"announcing {version}", client.table("updates").upsert(row, on_conflict="version")
+        )
+    return (rows or [row])[0]
 
 
 def release(args: argparse.Namespace) -> dict:

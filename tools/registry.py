@@ -4,9 +4,10 @@
     tools/registry.py add-update --version 1.2.0 --package-url git:<commit>|/path/to/voice_client
                                  [--type scheduled|urgent] [--description TEXT]
     tools/registry.py latest [--limit 5]
+    tools/registry.py progress [--limit 20]
 
-It uses the registry action's own client (roles/voice_registry/action_plugins/
-voice_registry.py: the same requests, retries and error messages as the
+It uses the controller's one registry client (plugins/module_utils/
+voice_registry_client.py: the same requests, retries and error messages as the
 plays), with SUPABASE_URL and SUPABASE_SERVICE_KEY from the environment
 (e.g. `. .stack/env`). The key is never printed.
 """
@@ -14,21 +15,14 @@ plays), with SUPABASE_URL and SUPABASE_SERVICE_KEY from the environment
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIENT = ROOT / "roles" / "voice_registry" / "action_plugins" / "voice_registry.py"
-
-
-def load_client():
-    spec = importlib.util.spec_from_file_location("voice_registry_client", CLIENT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_registry_client import (
+    Registry,
+    RegistryError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,25 +37,35 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--description", default="")
     latest = sub.add_parser("latest", help="the newest updates rows")
     latest.add_argument("--limit", type=int, default=5)
+    progress = sub.add_parser("progress", help="the newest device_updates rows, with device and version")
+    progress.add_argument("--limit", type=int, default=20)
     args = parser.parse_args(argv)
 
-    client = load_client()
     url, key = os.environ.get("SUPABASE_URL", ""), os.environ.get("SUPABASE_SERVICE_KEY", "")
     try:
-        registry = client.Registry(url, key, check_mode=False)
-        if args.command == "add-update":
-            update = {
-                "version": args.version,
-                "update_type": args.type,
-                "description": args.description,
-                "package_url": args.package_url,
-            }
-            _changed, answer, _ = registry.record_progress(update, [])
-            row = answer.get("update") or {}
-            print(f"updates: {row.get('version')} ({row.get('update_type')}) -> {row.get('package_url')}")
-        else:
-            print(json.dumps(registry.latest_updates(args.limit), indent=2, sort_keys=True))
-    except client.RegistryError as exc:
+        with Registry(url, key, check_mode=False) as registry:
+            if args.command == "add-update":
+                update = {
+                    "version": args.version,
+                    "update_type": args.type,
+                    "description": args.description,
+                    "package_url": args.package_url,
+                }
+                _changed, answer, _ = registry.record_progress(update, [])
+                row = answer.get("update") or {}
+                print(f"updates: {row.get('version')} ({row.get('update_type')}) -> {row.get('package_url')}")
+            elif args.command == "progress":
+                for row in registry.latest_progress(args.limit):
+                    device = (row.get("devices") or {}).get("device_name") or "?"
+                    version = (row.get("updates") or {}).get("version") or "?"
+                    error = f"  ({row['error_message']})" if row.get("error_message") else ""
+                    print(
+                        f"{row.get('completed_at') or row.get('started_at') or '':32} {device:20} "
+                        f"{version:12} {row.get('status')}{error}"
+                    )
+            else:
+                print(json.dumps(registry.latest_updates(args.limit), indent=2, sort_keys=True))
+    except RegistryError as exc:
         print(f"registry: {exc}", file=sys.stderr)
         return 1
     return 0

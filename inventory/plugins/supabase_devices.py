@@ -9,19 +9,23 @@ import importlib.resources
 import ipaddress
 import json
 import re
-import traceback
 import weakref
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ansible.constants import LOCALHOST as ANSIBLE_LOCALHOST
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
 from ansible.utils.unsafe_proxy import wrap_var
+from ansible_collections.javia.voice_fleet.plugins.module_utils import voice_registry_client as registry
+from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_registry_client import (
+    Redactor,
+    display_url,
+)
 
 DOCUMENTATION = r"""
 name: supabase_devices
@@ -119,6 +123,12 @@ options:
     description: Seconds to wait for the registry to connect or answer, per request.
     type: float
     default: 30
+  retries:
+    description:
+      - Times a request is tried again after a connection error or a 5xx answer (waiting 0.5 s,
+        1 s, 2 s, ...). A refused key or a missing table is never retried.
+    type: int
+    default: 3
   validate_certs:
     description: Verify the TLS certificate of an C(https) URL.
     type: bool
@@ -188,7 +198,6 @@ SUFFIX_LENGTH = 8
 
 _GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_MISSING_COLUMN = re.compile(r'column (?:"?[\w$]+"?\.)?"?([\w$]+)"? does not exist')
 _HEADER_SAFE_KEY = re.compile(r"[\x21-\x7e]+")
 # RFC 1123 host name labels (ASCII letters, digits, inner hyphens); IPv6 zone ids (interface names).
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -196,11 +205,6 @@ _ZONE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 # The names Ansible resolves to its implicit localhost (the controller), compared without case
 # and without trailing dots.
 CONTROLLER_NAMES = frozenset(name.lower() for name in (*ANSIBLE_LOCALHOST, "localhost", "127.0.0.1", "::1"))
-# PostgREST's answers: JWT missing/invalid/expired or no privilege; relation unknown (old and
-# new PostgREST); column unknown.
-KEY_REFUSED_CODES = frozenset({"PGRST300", "PGRST301", "PGRST302", "42501"})
-MISSING_TABLE_CODES = frozenset({"42P01", "PGRST205"})
-MISSING_COLUMN_CODES = frozenset({"42703", "PGRST204"})
 # In the zone database but no place a device can be ("Factory" means "local time unknown").
 NOT_A_PLACE = frozenset({"Factory", "localtime", "posixrules"})
 
@@ -507,6 +511,7 @@ class Settings:
     page_size: int
     timeout: float
     validate_certs: bool
+    retries: int = 3
 
     @property
     def shown_url(self) -> str:
@@ -521,180 +526,85 @@ class Settings:
         return hashlib.sha256(material.encode()).hexdigest()[:20]
 
 
-def display_url(url: str) -> str:
-    """The URL with any password in it replaced, fit for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-class Redactor:
-    """Removes the key (and a password in the URL) from any text shown to people."""
-
-    def __init__(self, *secrets: str | None) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
-
-
-@dataclass
-class _LastResponse:
-    status: int | None = None
-    requests: int = 0
-
-
 class RegistryReader:
-    """Reads the device rows with supabase-py in as few requests as the server allows."""
+    """Reads the device rows through the registry client, in as few requests as the server allows."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redact = Redactor(settings.key, urlsplit(settings.url).password)
-        self.last = _LastResponse()
-
-    def _on_response(self, response: Any) -> None:
-        self.last.status = response.status_code
-        self.last.requests += 1
 
     def rows(self) -> list[dict[str, Any]]:
-        try:
-            return self._read()
-        except RegistryError:
-            raise
-        except Exception as exc:
-            display.vvv(self.redact("".join(traceback.format_exception(exc))))
-            raise self._explain(exc) from None
-
-    def _read(self) -> list[dict[str, Any]]:
-        # Imported here: a cache hit never needs supabase-py (0.7 s to import).
-        import httpx  # noqa: PLC0415
-        from postgrest.types import CountMethod  # noqa: PLC0415
-        from supabase import create_client  # noqa: PLC0415
-        from supabase.lib.client_options import SyncClientOptions  # noqa: PLC0415
-
         s = self.settings
-        http = httpx.Client(
-            timeout=httpx.Timeout(s.timeout),
-            verify=s.validate_certs,
-            follow_redirects=True,
-            headers={"User-Agent": USER_AGENT},
-            event_hooks={"response": [self._on_response]},
-        )
-        from postgrest.exceptions import APIError  # noqa: PLC0415
-
-        with http:
-            client = create_client(s.url, s.key, options=SyncClientOptions(httpx_client=http))
-            rows: list[dict[str, Any]] = []
-            total: int | None = None
-            offset = 0
-            previous_first: Any = None
-            columns = list(COLUMNS)
-            while True:
-                query = client.table(s.table).select(
-                    ",".join(columns), count=CountMethod.exact if offset == 0 else None
-                )
-                query = query.in_("status", list(s.statuses)).order(ORDER_COLUMN)
-                try:
-                    response = query.range(offset, offset + s.page_size - 1).execute()
-                except APIError as exc:
-                    missing = _MISSING_COLUMN.search(str(exc.message or ""))
-                    column = missing.group(1) if missing else ""
-                    if offset == 0 and exc.code in MISSING_COLUMN_CODES and column in OPTIONAL_COLUMNS:
-                        columns.remove(column)
-                        display.vvv(
-                            f"supabase_devices: {s.table!r} has no {column!r} column: read without it"
-                        )
-                        continue
-                    raise
-                page = response.data
-                if not isinstance(page, list):
-                    raise RegistryError(
-                        f"{s.shown_url} answered {type(page).__name__} for table {s.table!r}, "
-                        "not a list of rows: is this the URL of a Supabase project?"
-                    )
-                if offset == 0:
-                    total = response.count
-                first = page[0].get(ORDER_COLUMN) if page and isinstance(page[0], Mapping) else None
-                if first is not None and first == previous_first:
-                    raise RegistryError(
-                        f"{s.shown_url} answered the same page twice for table {s.table!r}: "
-                        "it ignores offset and limit, so it is not PostgREST"
-                    )
-                previous_first = first
-                rows.extend(page)
-                offset += len(page)
-                # The count says where the end is, so the last page is the last request. A page
-                # shorter than asked for is no end: servers cap pages (db-max-rows, 1000 on
-                # Supabase) below page_size. Without a count (a proxy dropped Content-Range),
-                # only an empty page is the end.
-                if not page or (total is not None and offset >= total):
-                    break
-        display.vvv(
-            f"supabase_devices: {len(rows)} row(s) of {s.table!r} from {s.shown_url} "
-            f"in {self.last.requests} request(s)"
-        )
+        try:
+            with registry.RegistryClient(
+                s.url,
+                s.key,
+                retries=s.retries,
+                timeout=s.timeout,
+                validate_certs=s.validate_certs,
+                user_agent=USER_AGENT,
+            ) as client:
+                rows = self._read(client)
+        except registry.RegistryError as exc:
+            raise RegistryError(str(exc)) from None
         return rows
 
-    def _explain(self, exc: BaseException) -> RegistryError:
-        """One clear message for a failed read; the key never appears in it."""
-        import httpx  # noqa: PLC0415
-        from postgrest.exceptions import APIError  # noqa: PLC0415
+    def _read(self, client: registry.RegistryClient) -> list[dict[str, Any]]:
+        from postgrest.types import CountMethod  # noqa: PLC0415 (supabase-py: imported by the client)
 
         s = self.settings
-        if isinstance(exc, APIError):
-            return self._explain_api_error(exc)
-        if isinstance(exc, httpx.TransportError):
-            reason = self.redact(str(exc)) or type(exc).__name__
-            return RegistryError(f"cannot reach the registry at {s.shown_url}: {reason}")
-        if isinstance(exc, ValueError):
-            # A 2xx answer that is not PostgREST JSON (an HTML page, a proxy).
-            return RegistryError(
-                f"{s.shown_url} did not answer like PostgREST for table {s.table!r} "
-                f"(HTTP {self.last.status}): is this the URL of a Supabase project?"
+        what = f"reading table {s.table!r}"
+        rows: list[dict[str, Any]] = []
+        total: int | None = None
+        offset = 0
+        previous_first: Any = None
+        columns = list(COLUMNS)
+        while True:
+            query = client.table(s.table).select(
+                ",".join(columns), count=CountMethod.exact if offset == 0 else None
             )
-        reason = f"{type(exc).__name__}: {self.redact(str(exc))}"
-        return RegistryError(f"reading table {s.table!r} at {s.shown_url} failed: {reason}")
-
-    def _explain_api_error(self, exc: Any) -> RegistryError:
-        """PostgREST's error codes (and the HTTP status) in the operator's words."""
-        s = self.settings
-        status = self.last.status
-        code = exc.code or ""
-        detail = self.redact(str(exc.message or exc.details or "no detail"))[:300]
-        if status in (401, 403) or code in KEY_REFUSED_CODES:
-            message = (
-                f"the registry at {s.shown_url} refused the key (HTTP {status}, {code or 'no code'}: "
-                f"{detail}). Use the project's service role key (option key or SUPABASE_SERVICE_KEY)."
-            )
-        elif code in MISSING_TABLE_CODES:
-            message = (
-                f"the registry at {s.shown_url} has no table {s.table!r} ({code}: {detail}). "
-                "Set the option table, or apply supabase/migrations/ to the project."
-            )
-        elif code in MISSING_COLUMN_CODES:
-            match = _MISSING_COLUMN.search(str(exc.message or ""))
-            column = match.group(1) if match else "?"
-            message = (
-                f"table {s.table!r} at {s.shown_url} has no column {column!r} ({code}: {detail}); "
-                f"the inventory reads {', '.join(COLUMNS)}. Apply supabase/migrations/ to the project."
-            )
-        elif not code or code == str(status):
-            # Not PostgREST's JSON: a proxy, a load balancer, or not Supabase at all.
-            answer = f"HTTP {status} {exc.message or ''}".rstrip()
-            message = (
-                f"reading table {s.table!r} at {s.shown_url} failed: {answer}, which is not an answer "
-                "from PostgREST: is this the URL of a Supabase project, and is it up?"
-            )
-        else:
-            message = f"reading table {s.table!r} at {s.shown_url} failed: HTTP {status}, {code}: {detail}"
-        return RegistryError(message)
+            query = query.in_("status", list(s.statuses)).order(ORDER_COLUMN)
+            try:
+                response = client.execute(what, query.range(offset, offset + s.page_size - 1), table=s.table)
+            except registry.RegistryError as exc:
+                if offset == 0 and exc.column in OPTIONAL_COLUMNS and exc.column in columns:
+                    columns.remove(exc.column)
+                    display.vvv(
+                        f"supabase_devices: {s.table!r} has no {exc.column!r} column: read without it"
+                    )
+                    continue
+                if exc.column:
+                    raise registry.RegistryError(
+                        f"{exc}; the inventory reads {', '.join(COLUMNS)}", column=exc.column
+                    ) from None
+                raise
+            page = response.data
+            if not isinstance(page, list):
+                raise RegistryError(
+                    f"{s.shown_url} answered {type(page).__name__} for table {s.table!r}, "
+                    "not a list of rows: is this the URL of a Supabase project?"
+                )
+            if offset == 0:
+                total = response.count
+            first = page[0].get(ORDER_COLUMN) if page and isinstance(page[0], Mapping) else None
+            if first is not None and first == previous_first:
+                raise RegistryError(
+                    f"{s.shown_url} answered the same page twice for table {s.table!r}: "
+                    "it ignores offset and limit, so it is not PostgREST"
+                )
+            previous_first = first
+            rows.extend(page)
+            offset += len(page)
+            # The count says where the end is, so the last page is the last request. A page
+            # shorter than asked for is no end: servers cap pages (db-max-rows, 1000 on
+            # Supabase) below page_size. Without a count (a proxy dropped Content-Range),
+            # only an empty page is the end.
+            if not page or (total is not None and offset >= total):
+                break
+        display.vvv(
+            f"supabase_devices: {len(rows)} row(s) of {s.table!r} from {s.shown_url} "
+            f"in {client.requests} request(s)"
+        )
+        return rows
 
 
 # --- the plugin ------------------------------------------------------------------
@@ -755,7 +665,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         timeout = self.get_option("timeout")
         if timeout <= 0:
             raise RegistryError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        retries = self.get_option("retries")
+        if retries < 0:
+            raise RegistryError(f"retries must be 0 or more, got {retries!r}")
         return Settings(
+            retries=retries,
             url=url.rstrip("/"),
             key=key,
             table=table,

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Controller-side plugin code: it runs inside the EE. (Modules in library/ run on the devices.)
 PLUGIN_GLOBS = (
+    "plugins/*/*.py",
     "inventory/plugins/*.py",
     "filter_plugins/*.py",
     "callback_plugins/*.py",
@@ -38,7 +39,8 @@ PLUGIN_GLOBS = (
     "playbooks/*_plugins/*.py",
 )
 # Imported by the plugins but provided by the EE's ansible-core itself.
-PROVIDED = {"ansible"}
+# ansible-core, and the collections (this one among them: plugins/module_utils by its full name).
+PROVIDED = {"ansible", "ansible_collections"}
 NOT_AT_RUN_TIME = {
     "pytest",
     "hypothesis",
