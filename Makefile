@@ -19,7 +19,7 @@ export ANSIBLE_HOME := $(CURDIR)/.ansible
 PYTEST ?= pytest
 PYTEST_ARGS ?=
 # Syntax checks must not need registry credentials.
-LINT_ENV := ANSIBLE_INVENTORY=localhost,
+LINT_ENV := ANSIBLE_INVENTORY=$(CURDIR)/tests/fixtures/lint/inventory.yml
 
 .PHONY: help
 help: ## Show the targets
