@@ -18,6 +18,7 @@ export ANSIBLE_HOME := $(CURDIR)/.ansible
 
 PYTEST ?= pytest
 PYTEST_ARGS ?=
+DIST ?= dist
 # Syntax checks must not need registry credentials.
 LINT_ENV := ANSIBLE_INVENTORY=$(CURDIR)/tests/fixtures/lint/inventory.yml
 
@@ -100,6 +101,10 @@ publish: setup ## Sign and publish a release for pull devices: BASE_URL= [STORE=
 .PHONY: bench
 bench: setup bed stack-up ## Every benchmark on a fleet of its own (about an hour): one table, benchmarks/results/*.json, docs/benchmarks.png
 	@.venv/bin/python benchmarks/run_all.py
+
+.PHONY: collection
+collection: setup ## The collection tarball javia-voice_fleet-<version>.tar.gz in $(DIST) (ansible-galaxy)
+	.venv/bin/ansible-galaxy collection build --force --output-path $(DIST) .
 
 .PHONY: lint
 lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)

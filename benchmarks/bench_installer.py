@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fleetbench import BENCH_DIR, RESULTS_DIR, ROOT, BenchError, Fleet, load_module, log, stack_env
+from fleetbench import BENCH_DIR, RESULTS_DIR, ROOT, BenchError, Fleet, log, stack_env
 
 RESULTS = RESULTS_DIR / "installer.json"
 UV_LOCK = ROOT / "roles" / "voice_release" / "files" / "uv-requirements.txt"
@@ -47,7 +47,8 @@ def uv_wheel_for(fleet: Fleet, host: str, cache: Path) -> Path:
             '"python": "%d.%d" % sys.version_info[:2], "glibc": platform.libc_ver()[1]}))\'',
         )
     )
-    plugin = load_module(ROOT / "roles" / "voice_release" / "action_plugins" / "voice_wheelhouse.py", "vw")
+    from ansible_collections.javia.voice_fleet.plugins.action import voice_wheelhouse as plugin  # noqa: PLC0415
+
     house = plugin.Wheelhouse(cache, plugin.Index(plugin.DEFAULT_INDEX))
     with house.locked():
         tools = house.tools(UV_LOCK, plugin.Target(probe["arch"], probe["python"], probe["glibc"]))

@@ -12,7 +12,7 @@ only PATH.pub (roles/voice_agent: voice_agent_public_key).
 `release`, for each --platform (<abi>-<arch>, e.g. cp311-x86_64, cp311-aarch64):
 
 1. builds the wheelhouse with the very code push uses
-   (roles/voice_release/action_plugins/voice_wheelhouse.py, loaded from its file):
+   (the action plugin javia.voice_fleet.voice_wheelhouse, plugins/action/voice_wheelhouse.py):
    the client wheel plus every locked dependency for that platform, hash-checked;
 2. writes <store>/<platform>/<release_id>/: the wheels, manifest.json (release_id,
    version, python, platform, system_packages, requirements, files {name: {sha256,
@@ -48,7 +48,6 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -63,7 +62,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import atomic_write  # noqa: E402
 
-WHEELHOUSE_PLUGIN = ROOT / "roles" / "voice_release" / "action_plugins" / "voice_wheelhouse.py"
 DEFAULT_SOURCE = ROOT / "voice_client"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voice-fleet" / "wheelhouse"
 DEFAULT_GLIBC = "2.36"  # Debian bookworm / Raspberry Pi OS 12
@@ -79,12 +77,10 @@ class PublishError(Exception):
 
 
 def wheelhouse_module():
-    """voice_wheelhouse.py, the action plugin push runs, loaded from its file (one implementation)."""
-    spec = importlib.util.spec_from_file_location("voice_wheelhouse", WHEELHOUSE_PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """voice_wheelhouse, the action plugin push runs (one implementation), by its full name."""
+    from ansible_collections.javia.voice_fleet.plugins.action import voice_wheelhouse  # noqa: PLC0415
+
+    return voice_wheelhouse
 
 
 # --- keys and signatures ----------------------------------------------------------

@@ -85,7 +85,7 @@ options:
     description: Marks this file as a configuration of this plugin.
     type: str
     required: true
-    choices: [supabase_devices]
+    choices: [supabase_devices, javia.voice_fleet.supabase_devices]
   url:
     description:
       - URL of the Supabase project (or of a gateway serving PostgREST under C(/rest/v1/)),

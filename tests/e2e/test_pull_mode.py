@@ -256,7 +256,7 @@ def test_provisioned_for_pull_with_its_own_credential_and_no_ssh(pull):
         "maintenance_window.py",
     } <= set(files)
     for name, local in (
-        ("voice_release_build.py", ROOT / "roles/voice_release/library/voice_release_build.py"),
+        ("voice_release_build.py", ROOT / "plugins/modules/voice_release_build.py"),
         ("maintenance_window.py", ROOT / "filter_plugins/maintenance_window.py"),
     ):
         assert pull.sh("cat", f"/opt/voice-client/agent/{name}").stdout == local.read_text(), name

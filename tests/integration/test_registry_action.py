@@ -20,7 +20,13 @@ def run_task(
     tmp_path: Path, env: dict[str, str], task: dict, *, check: bool = False, diff: bool = False
 ) -> dict:
     """Run one voice_registry task on localhost; return its result (json callback)."""
-    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "t", "voice_registry": task}]}]
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"name": "t", "javia.voice_fleet.voice_registry": task}],
+        }
+    ]
     playbook = tmp_path / f"play-{uuid.uuid4().hex}.yml"
     playbook.write_text(yaml.safe_dump(play))
     cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
@@ -35,7 +41,6 @@ def run_task(
         env={
             **os.environ,
             **env,
-            "ANSIBLE_ACTION_PLUGINS": str(ROOT / "roles" / "voice_registry" / "action_plugins"),
             "ANSIBLE_STDOUT_CALLBACK": "json",
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "false",
         },

@@ -159,7 +159,7 @@ def running_release() -> str:
 def ansible_argv(check: bool = False, **params: object) -> list[str]:
     args = " ".join(f"{key}={value}" for key, value in params.items())
     argv = [ANSIBLE, "all", "-i", f"{CONTAINER},", "-c", "community.docker.docker"]
-    argv += ["-M", "roles/voice_release/library", "-m", "voice_release_activate", "-a", args]
+    argv += ["-m", "javia.voice_fleet.voice_release_activate", "-a", args]
     argv += ["-e", "ansible_python_interpreter=/usr/bin/python3"]
     return argv + (["--check"] if check else [])
 
@@ -167,7 +167,6 @@ def ansible_argv(check: bool = False, **params: object) -> list[str]:
 def ansible_env() -> dict[str, str]:
     return {
         **os.environ,
-        "ANSIBLE_MODULE_UTILS": str(ROOT / "roles" / "voice_release" / "module_utils"),
         "ANSIBLE_STDOUT_CALLBACK": "json",
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_NOCOLOR": "1",

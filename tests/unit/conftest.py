@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
+def wh():
+    """The action plugin javia.voice_fleet.voice_wheelhouse (its helpers), by its full name."""
+    from ansible_collections.javia.voice_fleet.plugins.action import voice_wheelhouse  # noqa: PLC0415
+
+    return voice_wheelhouse
+
+
+@pytest.fixture(scope="session")
 def publish():
     """tools/publish.py, loaded from its file (it is a script, not a package)."""
     spec = importlib.util.spec_from_file_location("vf_publish", ROOT / "tools" / "publish.py")

@@ -6,22 +6,13 @@ its functions on this machine's file system.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "roles" / "voice_release" / "module_utils"))  # the module's shared helpers
-_spec = importlib.util.spec_from_file_location(
-    "voice_device_state", ROOT / "roles" / "voice_update" / "library" / "voice_device_state.py"
-)
-state = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(state)
+from ansible_collections.javia.voice_fleet.plugins.modules import voice_device_state as state
 
 
 def test_no_stamp_means_never_provisioned() -> None:

@@ -118,7 +118,7 @@ def test_a_row_that_is_not_a_published_manifest_is_named(wh, tmp_path):
 
 
 def test_the_signature_check_is_the_agent_s(wh, publish, tmp_path):
-    files = wh.files_module()
+    files = wh.voice_fleet_files  # the module the pull agent carries to the device
     public = publish.keygen(tmp_path / "publisher.key").read_bytes()
     key = publish.load_private_key(tmp_path / "publisher.key")
     files.verify_signature(public, b"data", publish.sign(key, b"data"))

@@ -74,7 +74,6 @@ def test_published_rows_are_verified_and_the_bad_ones_reported(publish, store, t
             cwd=ROOT,
             env={
                 **os.environ,
-                "ANSIBLE_ACTION_PLUGINS": str(ROOT / "roles" / "voice_release" / "action_plugins"),
                 "ANSIBLE_STDOUT_CALLBACK": "json",
                 "ANSIBLE_INVENTORY_UNPARSED_FAILED": "false",
             },

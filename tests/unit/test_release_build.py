@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles" / "voice_release" / "library" / "voice_release_build.py"
+MODULE = ROOT / "plugins" / "modules" / "voice_release_build.py"
+HELPERS = ROOT / "plugins" / "module_utils"
 DEVICE_PYTHON = "/usr/bin/python3"
 SITE = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
 ALPHA = "alpha_lib-1.0-py3-none-any.whl"
@@ -176,8 +177,8 @@ def run_module(args: dict, tmp: Path, check_mode: bool = False) -> tuple[int, di
     args_file = tmp / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    # The module's shared helpers (roles/voice_release/module_utils), as the pull agent keeps them beside it.
-    env["PYTHONPATH"] = os.pathsep.join((str(SITE), str(ROOT / "roles" / "voice_release" / "module_utils")))
+    # The module's shared helpers (plugins/module_utils), as the pull agent keeps them beside it.
+    env["PYTHONPATH"] = os.pathsep.join((str(SITE), str(HELPERS)))
     proc = subprocess.run(
         [DEVICE_PYTHON, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, check=False
     )
@@ -431,7 +432,7 @@ def test_module_file_is_a_plain_ansible_module():
     assert order == sorted(order)
     spec = importlib.util.spec_from_file_location("voice_release_build", MODULE)
     module = importlib.util.module_from_spec(spec)
-    helpers = str(ROOT / "roles" / "voice_release" / "module_utils")
+    helpers = str(HELPERS)
     sys.path.insert(0, helpers)  # where the pull agent keeps the module's shared helpers
     try:
         spec.loader.exec_module(module)

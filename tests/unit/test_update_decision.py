@@ -6,18 +6,10 @@ the device's platform in, the decision out.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.javia.voice_fleet.plugins.filter import voice_update as filters
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "voice_update_filters", ROOT / "roles" / "voice_update" / "filter_plugins" / "voice_update.py"
-)
-filters = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(filters)
 decide = filters.voice_update_decision
 
 PLATFORM = {"arch": "x86_64", "python": "3.11", "glibc": "2.36"}

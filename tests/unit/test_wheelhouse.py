@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "roles" / "voice_release" / "action_plugins" / "voice_wheelhouse.py"
-
-
-@pytest.fixture(scope="module")
-def wh():
-    spec = importlib.util.spec_from_file_location("voice_wheelhouse", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 LOCK = """\

@@ -9,17 +9,12 @@ to a file and builds a minimal wheel. None of the controller's secrets may be in
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "roles" / "voice_release" / "action_plugins" / "voice_wheelhouse.py"
 
 BACKEND = """
 import base64, hashlib, json, os, zipfile
@@ -69,15 +64,6 @@ SECRETS = {
     "SUPABASE_URL": "http://127.0.0.1:9/registry-url-not-for-setup-py",
     "DATABASE_URL": "postgresql://postgres:db-Password-6c3e@127.0.0.1:9/postgres",
 }
-
-
-@pytest.fixture(scope="module")
-def wh():
-    spec = importlib.util.spec_from_file_location("voice_wheelhouse_env", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_sdist(path: Path, dump: Path) -> Path:

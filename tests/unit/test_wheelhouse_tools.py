@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "roles" / "voice_release" / "action_plugins" / "voice_wheelhouse.py"
 UV_LOCK = ROOT / "roles" / "voice_release" / "files" / "uv-requirements.txt"
 
 # File names PyPI has for one uv release (uv 0.13.9), the ones that matter here.
@@ -25,15 +22,6 @@ UV_FILES = [
     "uv-0.13.9-py3-none-musllinux_1_1_x86_64.whl",
     "uv-0.13.9-py3-none-macosx_11_0_arm64.whl",
 ]
-
-
-@pytest.fixture(scope="module")
-def wh():
-    spec = importlib.util.spec_from_file_location("voice_wheelhouse_tools", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_shipped_uv_lock_pins_one_uv_with_hashes(wh):

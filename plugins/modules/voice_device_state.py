@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: voice_device_state
 short_description: Read a voice-client device's state in one run (identity, releases, stamp, unit, platform)
 description:
-  - Reads, without changing anything, what the controller needs to plan an update of one device:
+  - Reads, without changing anything, what the controller needs to plan an update of one device -
     its identity, the active and previous releases and the active release's completion marker,
     the complete releases present, the provisioning stamp and a fingerprint of the files the
     provisioning manages, the unit's state, the Python platform, free disk space and the wheels
@@ -163,9 +163,12 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-try:  # shipped with the module by Ansible (roles/voice_release/module_utils)
-    from ansible.module_utils.voice_fleet_files import read_json, write_atomic
-except ImportError:  # pragma: no cover - tests import the module without Ansible's packaging
+try:  # Ansible ships it with the module (the collection's module_utils).
+    from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
+        read_json,
+        write_atomic,
+    )
+except ImportError:  # pragma: no cover - the pull agent keeps it beside the module, on the device
     from voice_fleet_files import read_json, write_atomic  # type: ignore[no-redef]
 
 STAMP_FORMAT = 1

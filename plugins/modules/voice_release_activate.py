@@ -117,9 +117,12 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
-try:  # Ansible ships it with the module; the pull agent keeps it beside the module.
-    from ansible.module_utils.voice_fleet_files import read_json, write_atomic
-except ImportError:  # pragma: no cover - outside Ansible
+try:  # Ansible ships it with the module (the collection's module_utils).
+    from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
+        read_json,
+        write_atomic,
+    )
+except ImportError:  # pragma: no cover - the pull agent keeps it beside the module, on the device
     from voice_fleet_files import read_json, write_atomic  # type: ignore[no-redef]
 
 JOB_DIR = "/run/voice-client-activate"

@@ -160,9 +160,13 @@ import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-try:  # Ansible ships it with the module; the pull agent keeps it beside the module.
-    from ansible.module_utils.voice_fleet_files import fsync_dir, sha256_file, write_atomic
-except ImportError:  # pragma: no cover - outside Ansible
+try:  # Ansible ships it with the module (the collection's module_utils).
+    from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
+        fsync_dir,
+        sha256_file,
+        write_atomic,
+    )
+except ImportError:  # pragma: no cover - the pull agent keeps it beside the module, on the device
     from voice_fleet_files import fsync_dir, sha256_file, write_atomic  # type: ignore[no-redef]
 
 MARKER = ".build-complete"

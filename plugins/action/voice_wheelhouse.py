@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.javia.voice_fleet.plugins.module_utils import voice_fleet_files
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -422,17 +423,6 @@ SOURCE_ARCHIVE = "voice_client.tar"
 MANIFEST_LIMIT = 1 << 20
 
 
-def files_module():
-    """module_utils/voice_fleet_files.py (the signature check the pull agent runs), from its file."""
-    import importlib.util  # noqa: PLC0415
-
-    path = Path(__file__).resolve().parents[1] / "module_utils" / "voice_fleet_files.py"
-    spec = importlib.util.spec_from_file_location("voice_fleet_files", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def published_source_url(package_url: str) -> str:
     """The source manifest's URL of an `updates` row published by tools/publish.py."""
     url = package_url.replace("{platform}", PUBLISHED_SOURCE)
@@ -473,7 +463,7 @@ def fetch_published_source(package_url: str, public_key: Path, cache: Path, vers
     signature = _fetch(
         urllib.parse.urlunsplit(parts._replace(path=parts.path + ".sig")), 4096, context, "its signature"
     )
-    files = files_module()
+    files = voice_fleet_files
     try:
         pem = public_key.read_bytes()
     except OSError as exc:

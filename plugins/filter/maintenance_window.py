@@ -1,0 +1,1 @@
+../../filter_plugins/maintenance_window.py

@@ -1,0 +1,1 @@
+../../inventory/plugins/supabase_devices.py
