@@ -35,6 +35,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 _ROLE_HASHES: dict[tuple, str] = {}
+# The module that reads a device (plugins/modules/voice_device_state.py), by its full name.
+DEVICE_STATE = "javia.voice_fleet.voice_device_state"
 # Parts of a role that change what the provisioning does (molecule scenarios do not).
 ROLE_PARTS = ("defaults", "files", "handlers", "meta", "tasks", "templates", "vars")
 
@@ -131,7 +133,7 @@ class ActionModule(ActionBase):
         variables = {n: self._templar.template(task_vars[n]) for n in names}
         inputs = inputs_digest(role_files_digest(roles), variables, args.get("extra"))
         state = self._execute_module(
-            module_name="voice_device_state",
+            module_name=DEVICE_STATE,
             module_args={
                 "managed_files": list(args.get("managed_files") or []),
                 "expected_inputs": inputs,
@@ -161,7 +163,7 @@ class ActionModule(ActionBase):
         acquire = {"lock": "acquire", "lock_owner": owner, "lock_wait": 0, "lock_controller": controller_id()}
         while True:
             res = self._execute_module(
-                module_name="voice_device_state", module_args=acquire, task_vars=task_vars
+                module_name=DEVICE_STATE, module_args=acquire, task_vars=task_vars
             )
             holder = res.get("lock") or {}
             if not res.get("failed") or res.get("unreachable") or not holder:
@@ -169,7 +171,7 @@ class ActionModule(ActionBase):
             if holder_is_dead(holder):
                 breaking = {"lock": "break", "lock_owner": holder.get("owner", "")}
                 self._execute_module(
-                    module_name="voice_device_state", module_args=breaking, task_vars=task_vars
+                    module_name=DEVICE_STATE, module_args=breaking, task_vars=task_vars
                 )
                 continue
             if time.monotonic() >= deadline:
