@@ -162,17 +162,13 @@ class ActionModule(ActionBase):
         deadline = time.monotonic() + max(0, wait)
         acquire = {"lock": "acquire", "lock_owner": owner, "lock_wait": 0, "lock_controller": controller_id()}
         while True:
-            res = self._execute_module(
-                module_name=DEVICE_STATE, module_args=acquire, task_vars=task_vars
-            )
+            res = self._execute_module(module_name=DEVICE_STATE, module_args=acquire, task_vars=task_vars)
             holder = res.get("lock") or {}
             if not res.get("failed") or res.get("unreachable") or not holder:
                 return res
             if holder_is_dead(holder):
                 breaking = {"lock": "break", "lock_owner": holder.get("owner", "")}
-                self._execute_module(
-                    module_name=DEVICE_STATE, module_args=breaking, task_vars=task_vars
-                )
+                self._execute_module(module_name=DEVICE_STATE, module_args=breaking, task_vars=task_vars)
                 continue
             if time.monotonic() >= deadline:
                 res["msg"] = str(res.get("msg", "")).replace("waited 0 s", f"waited {wait} s")
