@@ -106,6 +106,10 @@ bench: setup bed stack-up ## Every benchmark on a fleet of its own (about an hou
 collection: setup ## The collection tarball javia-voice_fleet-<version>.tar.gz in $(DIST) (ansible-galaxy)
 	.venv/bin/ansible-galaxy collection build --force --output-path $(DIST) .
 
+.PHONY: sanity
+sanity: setup ## ansible-test sanity on the built collection (its own venv; ignores: tests/sanity/)
+	.venv/bin/python tools/sanity.py
+
 .PHONY: lint
 lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
 	yamllint -s .

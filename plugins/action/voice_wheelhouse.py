@@ -64,11 +64,17 @@ from pathlib import Path
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.javia.voice_fleet.plugins.module_utils import voice_fleet_files
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag, compatible_tags, cpython_tags
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
-from packaging.version import Version
+
+try:  # the controller's requirements.txt has it; a controller without it is told at run time
+    from packaging.markers import Marker
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.tags import Tag, compatible_tags, cpython_tags
+    from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+    from packaging.version import Version
+
+    PACKAGING_ERROR = ""
+except ImportError as exc:  # pragma: no cover - ansible-test's import check runs without it
+    PACKAGING_ERROR = f"the Python package 'packaging' is missing on the controller ({exc}): make setup"
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -775,6 +781,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = self._task.args
+        if PACKAGING_ERROR:
+            return {**result, "failed": True, "msg": f"wheelhouse: {PACKAGING_ERROR}"}
         try:
             published = args.get("published") or {}
             if published:

@@ -79,7 +79,7 @@ options:
     type: path
     default: /run/voice-client-update.lock
 author:
-  - voice-fleet developers
+  - voice-fleet developers (@javia)
 """
 
 EXAMPLES = r"""

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 """Activate a built release behind the health gate, in one module run (see DOCUMENTATION)."""
 
 DOCUMENTATION = r"""
@@ -18,6 +18,8 @@ description:
   - When a gate for any release is still running (an earlier run lost its connection), the module
     first waits for it to finish, then reads the links again.
   - Check mode reports what would happen and changes nothing.
+author:
+  - voice-fleet developers (@javia)
 options:
   release:
     description: Release id, the name of a directory under I(base)/releases (C(<version>-<digest>)).

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 """Build one release of the voice client on the device, in one module run."""
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ options:
 notes:
   - Supports check mode (reports what would be built, touches nothing).
   - Runs on the device's Python (3.11, standard library only).
-author: voice-fleet
+author:
+  - voice-fleet developers (@javia)
 """
 
 EXAMPLES = r"""
