@@ -92,7 +92,7 @@ def controller_id() -> str:
 
 def holder_is_dead(holder: dict[str, Any]) -> bool:
     """Whether the lock's holder is a run of this controller that no longer exists."""
-    host, _, pid = str(holder.get("controller") or "").rpartition(":")
+    host, _sep, pid = str(holder.get("controller") or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:

@@ -232,13 +232,13 @@ class Target:
 
 def wheel_rank(filename: str, preferred: dict[Tag, int]) -> int | None:
     """Index of the wheel's best tag in the platform's preference list, None if it cannot run."""
-    _, _, _, tags = parse_wheel_filename(filename)
+    tags = parse_wheel_filename(filename)[3]
     ranks = [preferred[t] for t in tags if t in preferred]
     return min(ranks) if ranks else None
 
 
 def is_pure(wheel_filename: str) -> bool:
-    _, _, _, tags = parse_wheel_filename(wheel_filename)
+    tags = parse_wheel_filename(wheel_filename)[3]
     return all(t.platform == "any" and t.abi == "none" for t in tags)
 
 
@@ -542,8 +542,8 @@ class Wheelhouse:
             if not dest.exists():
                 todo.append((url, sha, dest))
         if todo and not self.check_mode:
-            for _, _, dest in todo:
-                dest.parent.mkdir(parents=True, exist_ok=True)
+            for job in todo:
+                job[2].parent.mkdir(parents=True, exist_ok=True)
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda job: self.index.download(*job), todo))
             self.changed = True
@@ -565,7 +565,7 @@ class Wheelhouse:
                     continue
                 filename = entry["filename"]
                 if filename.endswith(".whl"):
-                    _, version, _, _ = parse_wheel_filename(filename)
+                    version = parse_wheel_filename(filename)[1]
                     rank = wheel_rank(filename, preferred)
                     if (
                         rank is not None
@@ -574,7 +574,7 @@ class Wheelhouse:
                     ):
                         best = (rank, entry)
                 elif filename.endswith((".tar.gz", ".zip")):
-                    _, version = parse_sdist_filename(filename)
+                    version = parse_sdist_filename(filename)[1]
                     if version == Version(req.version):
                         sdist = entry
             picked = best[1] if best else sdist
@@ -727,7 +727,7 @@ class Wheelhouse:
                     )
             chosen = {n: [e["filename"], e["hashes"]["sha256"]] for n, e in entries.items()}
             fetched = self.fetch([(e["filename"], e["url"], e["hashes"]["sha256"]) for e in entries.values()])
-            paths = {name: fetched[sha] for name, (_, sha) in chosen.items()}
+            paths = {name: fetched[pick[1]] for name, pick in chosen.items()}
             if all(p.exists() for p in paths.values()):
                 base.mkdir(parents=True, exist_ok=True)
                 (base / "requirements.txt").write_text(
@@ -753,7 +753,7 @@ class Wheelhouse:
         if not built_dir.exists():
             return None
         for wheel in built_dir.glob("*.whl"):
-            name, version, _, _ = parse_wheel_filename(wheel.name)
+            name, version = parse_wheel_filename(wheel.name)[:2]
             if name == req.name and version == Version(req.version):
                 return wheel
         return None

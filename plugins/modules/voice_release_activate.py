@@ -365,7 +365,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
 '''
 
 

@@ -460,7 +460,7 @@ def find_dist_info(site: str, dist: str, version: str) -> str | None:
         if not entry.endswith(".dist-info"):
             continue
         stem = entry[: -len(".dist-info")]
-        name, _, ver = stem.rpartition("-")
+        name, _sep, ver = stem.rpartition("-")
         if canonical(name) == dist and ver == version:
             return os.path.join(site, entry)
     return None
@@ -492,7 +492,7 @@ def script_text(python: str, module: str, attr: str) -> str:
     else:  # the kernel's shebang limit: let sh start the interpreter
         head = f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''\n"
     top = attr.split(".", maxsplit=1)[0]
-    body = f"from {module} import {top}\nsys.exit({attr}())\n"
+    body = f"from {module} import {top}\nraise SystemExit({attr}())\n"
     return (
         head
         + "# -*- coding: utf-8 -*-\n# written by voice_release_build for a reused distribution\n"
@@ -540,7 +540,7 @@ def reusable_files(rows: list[list[str]], prev_site: str, prev_bin: str, scripts
 
 def plan_reuse(prev_site: str, prev_venv: str, dist: str, wheel: str) -> dict | None:
     """What reusing ``dist`` from the previous venv takes, or None when it cannot be reused as is."""
-    _, version = wheel_dist(wheel)
+    version = wheel_dist(wheel)[1]
     dist_info = find_dist_info(prev_site, dist, version)
     if dist_info is None:
         return None
@@ -858,7 +858,7 @@ def run_build(module) -> None:
         fail(exc.step, exc.error, False)
 
     if module.check_mode:
-        plans, rest, _ = plan_build(p, reqs)
+        plans, rest = plan_build(p, reqs)[:2]
         missing = [n for n in sorted(p["wheels"]) if not os.path.exists(os.path.join(p["wheel_dir"], n))]
         result.update(changed=True, reused=sorted(plans), installed=sorted(r["dist"] for r in rest))
         module.exit_json(msg=f"would build {release}", missing_wheels=missing, **result)
