@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
+from local_play import run_local_play
 
 pytestmark = pytest.mark.stack
 
@@ -27,25 +25,8 @@ def run_task(
             "tasks": [{"name": "t", "javia.voice_fleet.voice_registry": task}],
         }
     ]
-    playbook = tmp_path / f"play-{uuid.uuid4().hex}.yml"
-    playbook.write_text(yaml.safe_dump(play))
-    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            **env,
-            "ANSIBLE_STDOUT_CALLBACK": "json",
-            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "false",
-        },
-    )
-    output = json.loads(proc.stdout)
+    args = (("--check",) if check else ()) + (("--diff",) if diff else ())
+    proc, output = run_local_play(play, tmp_path / f"play-{uuid.uuid4().hex}.yml", env, args)
     result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
     result["_stdout"] = proc.stdout + proc.stderr
     return result

@@ -10,16 +10,11 @@ the play does, so the task's arguments are checked by Ansible as in production.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
+from local_play import run_local_play
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 TASKS = ROOT / "playbooks" / "tasks" / "verify_published.yml"
 
 
@@ -42,44 +37,24 @@ def test_published_rows_are_verified_and_the_bad_ones_reported(publish, store, t
     cache = tmp_path / "cache"
 
     def play(public_key: Path) -> dict:
-        playbook = tmp_path / "play.yml"
-        playbook.write_text(
-            yaml.safe_dump(
-                [
-                    {
-                        "hosts": "localhost",
-                        "gather_facts": False,
-                        "vars": {
-                            "voice_registry_updates": rows,
-                            "rollout_publisher_public_key_file": str(public_key),
-                            "rollout_cache_dir": str(cache),
-                        },
-                        "tasks": [
-                            {
-                                "ansible.builtin.include_tasks": str(
-                                    ROOT / "playbooks/tasks/verify_published.yml"
-                                )
-                            },
-                            {"ansible.builtin.debug": {"var": "__scheduled_published"}},
-                        ],
-                    }
-                ]
-            )
-        )
-        proc = subprocess.run(
-            [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "ANSIBLE_STDOUT_CALLBACK": "json",
-                "ANSIBLE_INVENTORY_UNPARSED_FAILED": "false",
-            },
-        )
+        play = [
+            {
+                "hosts": "localhost",
+                "gather_facts": False,
+                "vars": {
+                    "voice_registry_updates": rows,
+                    "rollout_publisher_public_key_file": str(public_key),
+                    "rollout_cache_dir": str(cache),
+                },
+                "tasks": [
+                    {"ansible.builtin.include_tasks": str(ROOT / "playbooks/tasks/verify_published.yml")},
+                    {"ansible.builtin.debug": {"var": "__scheduled_published"}},
+                ],
+            }
+        ]
+        proc, output = run_local_play(play, tmp_path / "play.yml")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+        tasks = output["plays"][0]["tasks"]
         results = tasks[-1]["hosts"]["localhost"]["__scheduled_published"]["results"]
         return {r["item"]["version"]: r for r in results}
 
