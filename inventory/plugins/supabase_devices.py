@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
-import importlib.resources
 import ipaddress
 import json
 import re
 import weakref
-import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +18,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
 from ansible.utils.unsafe_proxy import wrap_var
+from ansible_collections.javia.voice_fleet.plugins.filter.maintenance_window import timezone_names
 from ansible_collections.javia.voice_fleet.plugins.module_utils import voice_registry_client as registry
 from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_registry_client import (
     Redactor,
@@ -205,8 +203,6 @@ _ZONE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 # The names Ansible resolves to its implicit localhost (the controller), compared without case
 # and without trailing dots.
 CONTROLLER_NAMES = frozenset(name.lower() for name in (*ANSIBLE_LOCALHOST, "localhost", "127.0.0.1", "::1"))
-# In the zone database but no place a device can be ("Factory" means "local time unknown").
-NOT_A_PLACE = frozenset({"Factory", "localtime", "posixrules"})
 
 
 # --- rows to devices (pure functions) ----------------------------------------
@@ -218,20 +214,6 @@ def group_part(value: str, *, lower: bool = False) -> str:
     if lower:
         text = text.lower()
     return _GROUP_UNSAFE.sub("_", text.replace("+", "plus"))
-
-
-@functools.cache
-def iana_zones() -> frozenset[str]:
-    """The zone names a device may use: the same database as filter_plugins/maintenance_window.py.
-
-    That is the zone list of the pinned ``tzdata`` package (IANA 2026f with the lock; the same names
-    as pytz 2026.6 on the devices), else the system's zoneinfo; never the pseudo-zones below.
-    """
-    try:
-        names = importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
-    except ModuleNotFoundError:
-        names = list(zoneinfo.available_timezones())
-    return frozenset(names).difference(NOT_A_PLACE)
 
 
 def make_unsafe(value: Any) -> Any:
@@ -703,7 +685,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, rows: list[Any], redact: Callable[[str], str]) -> None:
         findings = Findings()
-        devices = devices_from_rows(rows, iana_zones(), findings)
+        # One zone database and "not a place" rule for the collection: the window filters'.
+        devices = devices_from_rows(rows, timezone_names(), findings)
         hostnames = assign_hostnames(devices, findings)
 
         strict = self.get_option("strict")
