@@ -13,7 +13,7 @@ Each device has a row in the local registry (tools/stack.py) that the
 `supabase_devices` inventory plugin turns into a host; `up` writes an inventory
 directory for it (<state dir>/inventory) and checks through Ansible that every
 device answers as root. A container on the same Docker network runs the stand-in
-Javia voice server (tests/fakes/voice_server.py), reachable from the devices as
+Javia voice server (tools/fakes/voice_server.py), reachable from the devices as
 http://vf-voice-server:8080. Another one, `<prefix>-relay`, forwards TCP port
 8080 to the registry stack's gateway socket (tools/fleet/relay.py, the socket's
 directory bind-mounted): pull-mode devices reach the registry and the release
@@ -73,7 +73,7 @@ RELAY_SCRIPT = DATA / "relay.py"
 RELAY_PORT = 8080
 # Where the relay container sees the stack's gateway socket directory.
 RELAY_GATEWAY_DIR = "/vf-gateway"
-VOICE_SERVER_SCRIPT = ROOT / "tests" / "fakes" / "voice_server.py"
+VOICE_SERVER_SCRIPT = ROOT / "tools" / "fakes" / "voice_server.py"
 BED = ROOT / "scripts" / "bed.sh"
 STACK_TOOL = ROOT / "tools" / "stack.py"
 
