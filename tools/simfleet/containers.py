@@ -8,27 +8,62 @@ import socket
 import subprocess
 import tarfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import yaml
 from stack import StackError, run, wait_until
 
 from simfleet.model import LABEL, ROOT, Fleet, FleetError, say
 
 BED = ROOT / "scripts" / "bed.sh"
-# systemd as PID 1 without --privileged (see /work/shared/ENVIRONMENT.md).
-SYSTEMD_RUN_OPTIONS = (
-    "--cap-add=SYS_ADMIN",
-    "--security-opt=seccomp=unconfined",
-    "--security-opt=apparmor=unconfined",
-    "--cgroupns=host",
-    "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs=/run",
-    "--tmpfs=/run/lock",
-    "--tmpfs=/tmp",
-    "--env=container=docker",
-    # systemd halts cleanly on SIGRTMIN+3; SIGTERM would make it re-execute.
-    "--stop-signal=SIGRTMIN+3",
-)
+# The shared molecule base config: its platform is how every scenario boots the test bed's image.
+MOLECULE_BASE = ROOT / ".config" / "molecule" / "config.yml"
+# Platform keys of molecule's docker driver and the `docker run` option each one is.
+MOLECULE_RUN_OPTIONS = {
+    "capabilities": "--cap-add",
+    "security_opts": "--security-opt",
+    "cgroupns_mode": "--cgroupns",
+    "volumes": "--volume",
+    "tmpfs": "--tmpfs",
+}
+# Platform keys that say which container, not how it runs; `command` is the image's own CMD
+# (/lib/systemd/systemd, set by scripts/bed.sh).
+MOLECULE_NOT_RUN_OPTIONS = {"name", "image", "pre_build_image", "pull", "command", "groups"}
+# systemd halts cleanly on SIGRTMIN+3; SIGTERM would make it re-execute. (Molecule only ever
+# removes its containers by force, so its config does not say this.)
+STOP_SIGNAL = "--stop-signal=SIGRTMIN+3"
+
+
+def systemd_run_options(config: Path = MOLECULE_BASE) -> list[str]:
+    """The `docker run` options that boot systemd as PID 1 without --privileged, as molecule does.
+
+    Molecule's YAML cannot include another file, so its base config is the one place these are
+    written: this reads its platform and spells each key as a docker option. A key it does not
+    know is an error, never skipped, so a scenario's container and a device never differ.
+    """
+    try:
+        platforms = (yaml.safe_load(config.read_text()) or {}).get("platforms") or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise FleetError(f"cannot read the systemd container options from {config}: {exc}") from None
+    if len(platforms) != 1:
+        raise FleetError(f"{config} has {len(platforms)} platforms; the fleet reads the options of one")
+    options = []
+    for key, value in platforms[0].items():
+        if key in MOLECULE_NOT_RUN_OPTIONS:
+            continue
+        if key == "env":
+            options += [f"--env={name}={text}" for name, text in value.items()]
+        elif key in MOLECULE_RUN_OPTIONS:
+            values = value if isinstance(value, list) else [value]
+            options += [f"{MOLECULE_RUN_OPTIONS[key]}={item}" for item in values]
+        else:
+            raise FleetError(
+                f"{config} sets the platform option {key!r}, which tools/simfleet/containers.py does "
+                "not turn into a docker run option: add it to MOLECULE_RUN_OPTIONS (or, when it does "
+                "not change how the container runs, to MOLECULE_NOT_RUN_OPTIONS)"
+            )
+    return [*options, STOP_SIGNAL]
 
 
 def docker(*args: str, what: str, check: bool = True, timeout: float = 120, **kwargs: Any) -> str:
@@ -176,7 +211,7 @@ def run_container(name: str, image: str, fleet: Fleet, labels_: dict[str, str], 
         f"--hostname={name}",
         f"--network={fleet.network}",
         *label_args,
-        *SYSTEMD_RUN_OPTIONS,
+        *systemd_run_options(),
         *extra,
         image,
         what=f"starting container {name}",
