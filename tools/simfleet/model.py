@@ -139,6 +139,11 @@ class Fleet:
         return self.state_dir / "inventory"
 
     @property
+    def group(self) -> str:
+        """The inventory group of this fleet's devices: keyed on metadata.fleet, dashes as underscores."""
+        return "fleet_" + self.prefix.replace("-", "_")
+
+    @property
     def marker(self) -> dict[str, Any]:
         """What every registry row of this fleet carries in its metadata."""
         return {"simulated": True, "fleet": self.prefix}
