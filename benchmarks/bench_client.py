@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+# The fakes the voice client's tests use too (tools/fakes), never anything of tests/.
+sys.path.insert(0, str(ROOT / "tools"))
 
 from fakes.audio import FakeAudioBackend  # noqa: E402
 from fakes.client_rig import Rig, base_env, wait_until  # noqa: E402

@@ -44,8 +44,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +62,8 @@ def stack_dir() -> Path:
 
 
 STACK = stack_dir()
+# The gateway's unix socket, alone in its directory: the simulated fleet's relay bind-mounts that.
+GATEWAY_SOCKET = STACK / "gateway" / "gateway.sock"
 CACHE = ROOT / ".cache"
 MIGRATIONS = ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = ROOT / "supabase" / "bootstrap" / "local_roles.sql"
@@ -105,11 +109,22 @@ def log(msg: str) -> None:
 # --- small utilities -------------------------------------------------------
 
 
-def run(cmd: list[str], *, what: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run cmd; on failure raise StackError naming `what` and showing its output."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
-    if proc.returncode != 0:
-        out = (proc.stderr or proc.stdout).strip()
+def run(
+    cmd: list[str], *, what: str, check: bool = True, timeout: float | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run cmd with its output captured as text; a StackError naming `what` when that goes wrong.
+
+    Wrong is: it exits non-zero (with check; the message ends with the end of its output), it
+    runs past `timeout` seconds, or it is not installed.
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise StackError(f"{what}: no answer within {timeout:.0f}s ({shlex.join(cmd[:4])} ...)") from None
+    except FileNotFoundError:
+        raise StackError(f"{what}: {cmd[0]} is not installed") from None
+    if check and proc.returncode != 0:
+        out = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
         raise StackError(f"{what} failed (exit {proc.returncode}):\n{out}")
     return proc
 
@@ -158,12 +173,15 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_until(what: str, check, timeout: float, log_file: Path | None = None) -> None:
+def wait_until(
+    what: str, check: Callable[[], bool], timeout: float, log_file: Path | None = None, interval: float = 0.2
+) -> None:
+    """Call check every `interval` seconds until it is true; StackError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(0.2)
+        time.sleep(interval)
     hint = f"; its log: {log_file}" if log_file else ""
     raise StackError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
 
@@ -213,8 +231,8 @@ class Stack:
         self.postgrest_pid = self.run_dir / "postgrest.pid"
         self.nginx_pid = self.run_dir / "nginx.pid"
         self.store_dir = Path(os.environ.get("VF_STORE_DIR", STACK / "store")).resolve()
-        self.gateway_dir = STACK / "gateway"
-        self.gateway_socket = self.gateway_dir / "gateway.sock"
+        self.gateway_dir = GATEWAY_SOCKET.parent
+        self.gateway_socket = GATEWAY_SOCKET
 
     # -- prerequisites
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from simfleet.model import Fleet  # tests/conftest.py puts tools/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "tools" / "fleet.py"
@@ -59,40 +60,19 @@ class FleetHost:
 
 
 @dataclass(frozen=True)
-class FleetHandle:
-    """A running fleet: its hosts, its files, and helpers that reach it the way operators do."""
+class FleetHandle(Fleet):
+    """A running fleet: its hosts, and helpers that reach it the way operators do.
 
-    prefix: str
-    port_base: int
-    state_dir: Path
+    Its names and files (group, voice_server, inventory, key, known_hosts) are the fleet tool's
+    own (tools/simfleet/model.py), so the tests look where the tool writes.
+    """
+
     hosts: tuple[FleetHost, ...]
     stack_env: dict[str, str] = field(repr=False)
 
     @property
     def names(self) -> list[str]:
         return [host.name for host in self.hosts]
-
-    @property
-    def group(self) -> str:
-        """The inventory group of this fleet's devices (`fleet_<prefix>`, dashes as underscores)."""
-        return "fleet_" + self.prefix.replace("-", "_")
-
-    @property
-    def voice_server(self) -> str:
-        """The container of the stand-in voice server (devices call it vf-voice-server:8080)."""
-        return f"{self.prefix}-voice-server"
-
-    @property
-    def inventory(self) -> Path:
-        return self.state_dir / "inventory"
-
-    @property
-    def key(self) -> Path:
-        return self.state_dir / "id_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.state_dir / "known_hosts"
 
     def host(self, name: str) -> FleetHost:
         return next(host for host in self.hosts if host.name == name)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from simfleet.containers import systemd_run_options  # tests/conftest.py puts tools/ on sys.path
 
 pytestmark = pytest.mark.e2e
 
@@ -235,11 +236,9 @@ def make_release(
 def device(bed_image: str):
     """A systemd container with the fake releases and the unit; removed at the end."""
     subprocess.run(["docker", "rm", "-f", CONTAINER], capture_output=True, check=False)
-    run = ["docker", "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER]
-    run += ["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"]
-    run += ["--security-opt", "apparmor=unconfined", "--cgroupns=host"]
-    run += ["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock"]
-    run += ["--tmpfs", "/tmp", "-e", "container=docker", bed_image, "/lib/systemd/systemd"]
+    # systemd as PID 1 the way molecule and the simulated fleet run it (the molecule base config's options).
+    run = ["docker", "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER, *systemd_run_options()]
+    run += [bed_image, "/lib/systemd/systemd"]
     proc = subprocess.run(run, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     try:

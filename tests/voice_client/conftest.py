@@ -1,20 +1,20 @@
-"""Fixtures for the voice client: settings, the fake voice server, a client on mock pins."""
+"""Fixtures for the voice client: settings, the fake voice server, a client on mock pins.
+
+The fakes are tools/fakes (tests/conftest.py puts tools/ on sys.path): the client benchmark
+and the simulated fleet use the same ones, and nothing outside tests/ may import from tests/.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/fakes
-
 from fakes.audio import FakeAudioBackend
 from fakes.client_rig import Rig, base_env
 from fakes.voice_server import FakeVoiceServer
+from gpiozero.pins.mock import MockFactory
 from voice_client.app import VoiceClient
 from voice_client.config import load_config
 

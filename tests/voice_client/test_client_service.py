@@ -215,7 +215,7 @@ def test_self_check_reports_a_corrupt_identity(tmp_path, device):
 
 
 def test_the_fake_server_runs_as_a_script(tmp_path):
-    script = Path(__file__).resolve().parents[1] / "fakes" / "voice_server.py"
+    script = Path(__file__).resolve().parents[2] / "tools" / "fakes" / "voice_server.py"
     proc = subprocess.Popen(
         ["python3", "-S", str(script), "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,

@@ -18,10 +18,11 @@ container) for tests to check. Knobs let a test delay the answer's chunks, hold
 its last chunk until released, block requests, fail heartbeats or send a
 corrupt answer.
 
-Tests import it (:class:`FakeVoiceServer`, started on 127.0.0.1 on an ephemeral
-port in a thread); the demo runs it as a script inside a bare container:
+Tests and the client benchmark import it (:class:`FakeVoiceServer`, started on
+127.0.0.1 on an ephemeral port in a thread); the simulated fleet runs it as a
+script inside its voice server container:
 
-    python3 tests/fakes/voice_server.py --host 0.0.0.0 --port 8080
+    python3 tools/fakes/voice_server.py --host 0.0.0.0 --port 8080
 """
 
 from __future__ import annotations
