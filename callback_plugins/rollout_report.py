@@ -1,4 +1,8 @@
-"""Rollout progress by batch on the display, and a JSON + HTML report at the end of the run."""
+"""Rollout progress by batch on the display, and a JSON + HTML report at the end of the run.
+
+This plugin turns Ansible's events into the JSON report; the page is rendered from that JSON by
+plugins/module_utils/voice_report.py (the one renderer, also behind tools/report.py).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,16 @@ from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 from ansible.template import Templar
 from ansible.utils.helpers import pct_to_int
+from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_report import (
+    DONE_OUTCOMES,
+    FAILED_OUTCOMES,
+    OUTCOMES,
+    SCHEMA,
+    format_duration,
+    one_line,
+    parse_iso,
+    render_html,
+)
 
 DOCUMENTATION = """
 name: rollout_report
@@ -45,7 +59,8 @@ description:
     the C(voice_rollout_run) key.
   - At the end of the playbook writes C(<prefix>-<UTC timestamp>.json) and C(.html) to the report
     directory and refreshes C(latest.json) and C(latest.html) there (copies, not links). The HTML
-    page is self-contained (inline CSS and SVG, no scripts) and works offline.
+    page is self-contained (inline CSS and SVG, no scripts) and works offline; it is made from the
+    JSON report alone (C(tools/report.py render REPORT.json) makes it again without a play).
   - A report error is shown as a warning; it never fails the run.
 requirements:
   - Enable it with C(callbacks_enabled = rollout_report) in ansible.cfg.
@@ -81,30 +96,10 @@ options:
         key: html
 """
 
-SCHEMA = "voice-fleet/rollout-report/1"
 STATS_KEY = "voice_rollout"
 RUN_STATS_KEY = "voice_rollout_run"
 PLAY_FLAG = "rollout_report"
-
-# Outcomes a play publishes, then the ones only the callback assigns.
-PUBLISHED_OUTCOMES = ("completed", "rolled_back", "failed", "unchanged", "skipped")
-OUTCOMES = (*PUBLISHED_OUTCOMES, "unreachable", "unreported", "not_run")
-FAILED_OUTCOMES = frozenset({"failed", "unreachable"})
-DONE_OUTCOMES = frozenset({"completed", "unchanged", "skipped"})
-OUTCOME_COLOURS = {
-    "completed": "#2e7d32",
-    "rolled_back": "#ef8f00",
-    "failed": "#c62828",
-    "unreachable": "#7b1fa2",
-    "unchanged": "#5c7c99",
-    "skipped": "#a7b4c0",
-    "unreported": "#d4a017",
-    "not_run": "#dfe5ea",
-}
-OTHER_COLOUR = "#8d6e63"
-LIGHT_OUTCOMES = frozenset({"skipped", "unreported", "not_run"})
 PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-MESSAGE_LIMIT = 400
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,33 +140,12 @@ def serial_batch_sizes(serial: Any, host_count: int) -> list[int]:
     return sizes
 
 
-def format_duration(seconds: float | None) -> str:
-    """`m:ss`, or `h:mm:ss` from an hour on; `--` when unknown."""
-    if seconds is None or seconds < 0 or math.isnan(seconds):
-        return "--"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
-
-
-def parse_iso(value: Any) -> datetime | None:
-    """An aware datetime from an ISO 8601 string (naive means UTC), else None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def plain(value: Any) -> Any:
@@ -192,11 +166,6 @@ def plain(value: Any) -> Any:
 def printable(text: str) -> str:
     """Text safe for a terminal line: control characters become '?'."""
     return "".join("?" if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-
-
-def one_line(text: Any, limit: int = MESSAGE_LIMIT) -> str:
-    words = " ".join(str(text).split())
-    return words if len(words) <= limit else words[: limit - 1] + "\u2026"
 
 
 def result_message(result: Mapping[str, Any]) -> str:
@@ -529,219 +498,6 @@ def build_report(state: RunState, finished_at: datetime, custom: Mapping[str, An
             "stop_reason": "; ".join(play["stop_reason"] for play in stopped) or None,
             "batches_not_run": [index for play in stopped for index in play["batches_not_run"]],
         }
-    )
-
-
-# --- the page --------------------------------------------------------------------------------
-
-
-def colour(outcome: str) -> str:
-    return OUTCOME_COLOURS.get(outcome, OTHER_COLOUR)
-
-
-def ink(outcome: str) -> str:
-    """Text colour on an outcome's colour."""
-    return "#1f2a33" if outcome in LIGHT_OUTCOMES else "#ffffff"
-
-
-def nice_step(span: float, target: int = 8) -> float:
-    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400):
-        if span / step <= target:
-            return step
-    return span / target
-
-
-def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-@dataclass
-class TimeScale:
-    """Maps instants of the run to x positions of the timeline's plot area."""
-
-    t0: datetime
-    span: float
-    left: float
-    width: float
-
-    def x(self, moment: datetime | None) -> float:
-        offset = (moment - self.t0).total_seconds() / self.span if moment else 0.0
-        return self.left + min(max(offset, 0.0), 1.0) * self.width
-
-    def ticks(self) -> list[dict[str, Any]]:
-        step, ticks, tick = nice_step(self.span), [], 0.0
-        while tick <= self.span + 1e-6:
-            ticks.append({"x": self.left + tick / self.span * self.width, "label": format_duration(tick)})
-            tick += step
-        return ticks
-
-
-def host_bar_row(
-    name: str, record: Mapping[str, Any], batch_start: datetime | None, scale: TimeScale
-) -> dict:
-    start = parse_iso(record["started_at"]) or batch_start
-    end = parse_iso(record["finished_at"]) or start
-    tip = f"{name}: {record['outcome'].replace('_', ' ')} in {format_duration(record['duration_seconds'])}"
-    if record.get("error"):
-        tip += f" \u2014 {one_line(record['error'], 160)}"
-    bar = {
-        "x": scale.x(start),
-        "w": max(scale.x(end) - scale.x(start), 3.0),
-        "fill": colour(record["outcome"]),
-    }
-    return {"kind": "host", "label": shorten(name, 26), "full": name, "bars": [{**bar, "tip": tip}]}
-
-
-def batch_bar_row(batch: Mapping[str, Any], records: list[Mapping[str, Any]], scale: TimeScale) -> dict:
-    """One row for a whole batch: its time span split by the share of each outcome."""
-    counts = Counter(record["outcome"] for record in records)
-    x0, x1 = scale.x(parse_iso(batch["started_at"])), scale.x(parse_iso(batch["finished_at"]))
-    total = max(sum(counts.values()), 1)
-    bars, cursor = [], x0
-    for outcome in [*OUTCOMES, *sorted(set(counts) - set(OUTCOMES))]:
-        if counts.get(outcome):
-            width = (x1 - x0) * counts[outcome] / total
-            tip = f"Batch {batch['index']}: {counts[outcome]} {outcome.replace('_', ' ')}"
-            bars.append({"x": cursor, "w": max(width, 2.0), "fill": colour(outcome), "tip": tip})
-            cursor += width
-    return {
-        "kind": "host",
-        "label": f"{batch['size']} hosts",
-        "full": f"Batch {batch['index']}",
-        "bars": bars,
-    }
-
-
-def timeline_geometry(report: Mapping[str, Any], per_host_limit: int = 60) -> dict[str, Any]:
-    """Shapes of the Gantt picture: one row per host (per batch on large runs), bars by outcome."""
-    width, label_w, right, row_h, head_h, axis_h = 1200, 210, 24, 20, 26, 30
-    ran = [batch for batch in report["batches"] if batch["ran"]]
-    stamps = [parse_iso(batch[key]) for batch in ran for key in ("started_at", "finished_at")]
-    stamps += [parse_iso(r[key]) for r in report["hosts"].values() for key in ("started_at", "finished_at")]
-    known = [stamp for stamp in stamps if stamp]
-    if not report["batches"] or not known:
-        return {"width": width, "height": 0, "rows": [], "bands": [], "ticks": [], "empty": True}
-    span = max((max(known) - min(known)).total_seconds(), 1.0)
-    scale = TimeScale(t0=min(known), span=span, left=label_w, width=width - label_w - right)
-    per_host = sum(batch["size"] for batch in ran) <= per_host_limit
-    rows: list[dict[str, Any]] = []
-    bands: list[dict[str, Any]] = []
-    y = axis_h
-    for batch in report["batches"]:
-        count = f"{batch['size']} host{'s' if batch['size'] != 1 else ''}"
-        if not batch["ran"]:
-            detail = f"{count} \u00b7 never ran"
-            rows.append(
-                {"kind": "not_run", "y": y, "h": head_h, "label": f"Batch {batch['index']}", "detail": detail}
-            )
-            y += head_h
-            continue
-        detail = f"{count} \u00b7 {format_duration(batch['duration_seconds'])}"
-        rows.append(
-            {"kind": "batch", "y": y, "h": head_h, "label": f"Batch {batch['index']}", "detail": detail}
-        )
-        top, y = y, y + head_h
-        members = [(name, report["hosts"][name]) for name in batch["hosts"] if name in report["hosts"]]
-        start = parse_iso(batch["started_at"])
-        if per_host:
-            bars = [host_bar_row(name, record, start, scale) for name, record in members]
-        else:
-            bars = [batch_bar_row(batch, [record for _, record in members], scale)]
-        for row in bars:
-            rows.append({**row, "y": y, "h": row_h})
-            y += row_h
-        x0, x1 = scale.x(start), scale.x(parse_iso(batch["finished_at"]))
-        bands.append({"x": x0, "w": max(x1 - x0, 2.0), "y": top, "h": y - top})
-    return {
-        "width": width,
-        "height": y + 8,
-        "label_w": label_w,
-        "plot_right": width - right,
-        "axis_h": axis_h,
-        "rows": rows,
-        "bands": bands,
-        "ticks": scale.ticks(),
-        "empty": False,
-    }
-
-
-def outcome_geometry(totals: Mapping[str, int]) -> dict[str, Any]:
-    width, label_w, row_h = 560, 120, 30
-    bar_max = width - label_w - 90
-    present = [(o, n) for o, n in totals.items() if o != "hosts" and n]
-    hosts = max(totals.get("hosts", 0), 1)
-    top = max((n for _, n in present), default=1)
-    rows = [
-        {
-            "y": 8 + i * row_h,
-            "label": outcome.replace("_", " "),
-            "w": max(bar_max * n / top, 3.0),
-            "fill": colour(outcome),
-            "count": n,
-            "count_x": label_w + max(bar_max * n / top, 3.0) + 8,
-            "pct_x": label_w + max(bar_max * n / top, 3.0) + 16 + 8 * len(str(n)),
-            "pct": f"{100 * n / hosts:.0f}%",
-        }
-        for i, (outcome, n) in enumerate(present)
-    ]
-    return {"width": width, "height": 16 + len(rows) * row_h, "label_w": label_w, "rows": rows}
-
-
-def render_html(report: Mapping[str, Any]) -> str:
-    """The self-contained page; every string from the run is escaped by Jinja2's autoescape."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # noqa: PLC0415
-
-    template_path = Path(__file__).with_name("rollout_report.html.j2")
-    env = Environment(
-        loader=FileSystemLoader(str(template_path.parent)),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["duration"] = format_duration
-    env.filters["when"] = lambda value: (
-        parse_iso(value).strftime("%Y-%m-%d %H:%M:%S UTC") if parse_iso(value) else "\u2014"
-    )
-    env.filters["clock"] = lambda value: (
-        parse_iso(value).strftime("%H:%M:%S") if parse_iso(value) else "\u2014"
-    )
-    env.filters["outcome_label"] = lambda value: str(value).replace("_", " ")
-    totals = report["totals"]
-    status, status_class = "completed", "ok"
-    if report["stopped_early"]:
-        status, status_class = "stopped early", "bad"
-    elif not totals["hosts"]:
-        status, status_class = "no hosts", "neutral"
-    elif any(totals.get(o) for o in FAILED_OUTCOMES):
-        status, status_class = "completed with failures", "warn"
-    elif totals.get("rolled_back"):
-        status, status_class = "completed with rollbacks", "warn"
-    elif totals.get("unreported"):
-        status, status_class = "completed, outcomes missing", "warn"
-    host_rows = sorted(
-        report["hosts"].items(),
-        key=lambda item: (item[1]["batch"] if isinstance(item[1]["batch"], int) else 10**9,),
-    )
-    serial = report["run"].get("batches", report["plays"][0]["serial"] if report["plays"] else [])
-    serial_text = ", ".join(map(str, serial)) if isinstance(serial, list) else str(serial)
-    cards = [("hosts", totals["hosts"], "#263238")] + [
-        (o, totals.get(o, 0), colour(o)) for o in OUTCOMES if totals.get(o) or o in ("completed", "failed")
-    ]
-    return env.get_template(template_path.name).render(
-        report=report,
-        status=status,
-        status_class=status_class,
-        serial_text=serial_text or "all hosts at once",
-        cards=cards,
-        host_rows=host_rows,
-        timeline=timeline_geometry(report),
-        outcomes=outcome_geometry(totals),
-        legend=[o for o in [*OUTCOMES, *sorted(set(totals) - {"hosts", *OUTCOMES})] if totals.get(o)],
-        colour=colour,
-        ink=ink,
-        failed_outcomes=FAILED_OUTCOMES,
     )
 
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -61,11 +62,13 @@ def run_rollout(
     *extra: str,
     env: dict[str, str] | None = None,
     inventory: str = "inventory.yml",
+    config: Path | None = None,
+    callback: str = "rollout_report",
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
-        "ANSIBLE_CONFIG": str(repo_root / "ansible.cfg"),
-        "ANSIBLE_CALLBACKS_ENABLED": "rollout_report",
+        "ANSIBLE_CONFIG": str(config or repo_root / "ansible.cfg"),
+        "ANSIBLE_CALLBACKS_ENABLED": callback,
         "ANSIBLE_NOCOLOR": "1",
         "ROLLOUT_REPORT_DIR": str(report_dir),
         **(env or {}),
@@ -375,6 +378,54 @@ def test_ansible_runner_runs_it_beside_its_own_stdout_callback(
     assert progress[0].startswith("[rollout] batch 1 of 3: 1 host (pi-01)")
     assert any("STOPPED after batch 1 of 3" in line for line in progress)
     assert any(e["event"] == "playbook_on_stats" for e in runner.events)
+
+
+def test_the_installed_collection_renders_with_its_own_template(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    """The built collection, installed: the callback by its full name and tools/report.py find the
+    page's template in the installed plugins/module_utils (marked here), not in a checkout."""
+
+    def galaxy(*args: str) -> None:
+        proc = subprocess.run(
+            ["ansible-galaxy", "collection", *args], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    galaxy("build", "--output-path", str(tmp_path / "dist"), str(repo_root))
+    (tarball,) = (tmp_path / "dist").glob("javia-voice_fleet-*.tar.gz")
+    collections = tmp_path / "collections"
+    galaxy("install", "--force", "-p", str(collections), str(tarball))
+    copy = collections / "ansible_collections" / "javia" / "voice_fleet"
+    template = copy / "plugins" / "module_utils" / "voice_report.html.j2"
+    template.write_text(template.read_text() + "<!-- the installed copy -->\n")
+    config = tmp_path / "ansible.cfg"
+    config.write_text(f"[defaults]\ncollections_path = {collections}\ncollections_scan_sys_path = false\n")
+    reports = tmp_path / "reports"
+    proc = run_rollout(
+        repo_root,
+        reports,
+        closed_port,
+        "-e",
+        "target=pi-01:pi-02",
+        config=config,
+        callback="javia.voice_fleet.rollout_report",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report, json_path = only_report(reports)
+    assert sorted(report["hosts"]) == ["pi-01", "pi-02"]
+    assert "<!-- the installed copy -->" in json_path.with_suffix(".html").read_text()
+    page = tmp_path / "again.html"
+    # -I: no PYTHONPATH; the venv's link to a checkout stays on sys.path, behind the installed copy.
+    rendered = subprocess.run(
+        [sys.executable, "-I", str(copy / "tools" / "report.py"), "render", str(json_path), "-o", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert page.read_text() == json_path.with_suffix(".html").read_text()
 
 
 def test_ansible_doc_documents_the_options(repo_root: Path) -> None:
