@@ -24,11 +24,9 @@ from typing import Any, TypeVar
 from ansible import constants as C  # noqa: N812 (Ansible's own idiom)
 from ansible import context
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.playbook.block import Block
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 from ansible.template import Templar
-from ansible.utils.helpers import pct_to_int
 from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_report import (
     DONE_OUTCOMES,
     FAILED_OUTCOMES,
@@ -48,14 +46,17 @@ description:
   - Acts only on plays that set the play variable C(rollout_report) to true; every other play leaves
     it silent, and a run without such a play writes nothing.
   - While the play runs, prints one line when a serial batch starts and one when it ends
-    (C(batch k of n), hosts done and failed, elapsed time, an estimate of the time left). The number
-    of batches comes from the play's C(serial) and its host count, computed the way the playbook
-    executor splits hosts into batches.
+    (C(batch k of n), hosts done and failed, elapsed time, an estimate of the time left). The batch
+    plan (the sizes of the play's serial batches) comes from the play, published with
+    C(ansible.builtin.set_stats) under the key C(voice_rollout_plan) (C(batches), a list of sizes, and
+    C(hosts), their sum) by its first task (C(playbooks/tasks/report_plan.yml)); a play that
+    publishes none is shown as C(batch k of ?), and the hosts a stopped play never ran as one group.
   - Each host's outcome comes from the play, published with C(ansible.builtin.set_stats) under the
     key C(voice_rollout) (a mapping of host to a record with C(outcome), C(version), C(release),
     C(error), C(step), C(batch), C(started_at), C(finished_at)). A host that failed or became
     unreachable before publishing anything is reported from the task results the callback saw
-    (task name and message; results hidden with C(no_log) stay hidden). Run-level data comes from
+    (task name and message; results hidden with C(no_log) stay hidden); a failure that a C(rescue)
+    section handled is no failure of the host (the final stats say which). Run-level data comes from
     the C(voice_rollout_run) key.
   - At the end of the playbook writes C(<prefix>-<UTC timestamp>.json) and C(.html) to the report
     directory and refreshes C(latest.json) and C(latest.html) there (copies, not links). The HTML
@@ -98,6 +99,7 @@ options:
 
 STATS_KEY = "voice_rollout"
 RUN_STATS_KEY = "voice_rollout_run"
+PLAN_STATS_KEY = "voice_rollout_plan"
 PLAY_FLAG = "rollout_report"
 PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -105,39 +107,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --- small pure helpers ----------------------------------------------------------------------
-
-
-def serial_batch_sizes(serial: Any, host_count: int) -> list[int]:
-    """Sizes of the serial batches, as PlaybookExecutor._get_serialized_batches makes them.
-
-    ansible-core 2.19: `serial` is a list (a scalar counts as a one-item list; empty means all hosts);
-    each item is an int or a "N%" string of the play's host count (`pct_to_int`, at least 1); an item
-    <= 0 takes every remaining host; after the last item, the last one repeats.
-    """
-    if serial is None:
-        items: list[Any] = []
-    elif isinstance(serial, list | tuple):
-        items = list(serial)
-    else:
-        items = [serial]
-    if not items:
-        items = [-1]
-    sizes: list[int] = []
-    remaining = host_count
-    current = 0
-    while remaining > 0:
-        try:
-            size = pct_to_int(items[current], host_count)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"serial value {items[current]!r} is neither an integer nor 'N%'") from exc
-        if size <= 0:
-            sizes.append(remaining)
-            break
-        taken = min(size, remaining)
-        sizes.append(taken)
-        remaining -= taken
-        current = min(current + 1, len(items) - 1)
-    return sizes
 
 
 def utc_now() -> datetime:
@@ -186,21 +155,6 @@ def result_message(result: Mapping[str, Any]) -> str:
     return one_line(message or "failed without a message")
 
 
-def is_rescued(task: Any) -> bool:
-    """Whether a failure of `task` goes to a rescue section (the strategy then does not fail the host)."""
-    child = task
-    parent = getattr(task, "_parent", None)
-    for _ in range(100):  # nesting is shallow; never loop forever on a cycle
-        if parent is None:
-            return False
-        if isinstance(parent, Block) and parent.rescue:
-            uuid = getattr(child, "_uuid", None)
-            if any(getattr(item, "_uuid", None) == uuid for item in parent.block or ()):
-                return True
-        child, parent = parent, getattr(parent, "_parent", None)
-    return False
-
-
 def name_list(names: Sequence[str], limit: int = 3) -> str:
     shown = ", ".join(printable(name) for name in names[:limit])
     return shown + (f", ... +{len(names) - limit} more" if len(names) > limit else "")
@@ -238,6 +192,8 @@ class BatchTrack:
     started_at: datetime
     finished_mono: float | None = None
     finished_at: datetime | None = None
+    announced: bool = False  # its start line was shown
+    tasks: int = 0  # tasks started in it before that
 
     @property
     def duration(self) -> float | None:
@@ -246,14 +202,13 @@ class BatchTrack:
 
 @dataclass
 class PlayTrack:
-    uuid: str
     name: str
     serial: list[Any]
-    hosts: list[str]
-    planned: list[int] | None
+    hosts: list[str]  # every host of the play, in every batch (ansible_play_hosts_all)
     max_fail_percentage: float | None
     any_errors_fatal: bool
     concurrency: int
+    planned: list[int] | None = None  # batch sizes, as the play published them
     batches: list[BatchTrack] = field(default_factory=list)
 
     @property
@@ -261,8 +216,27 @@ class PlayTrack:
         return str(len(self.planned)) if self.planned is not None else "?"
 
     @property
+    def ran(self) -> set[str]:
+        return {name for batch in self.batches for name in batch.hosts}
+
+    @property
+    def never_ran(self) -> list[str]:
+        ran = self.ran
+        return [name for name in self.hosts if name not in ran]
+
+    @property
     def stopped_early(self) -> bool:
-        return self.planned is not None and len(self.batches) < len(self.planned)
+        """The executor runs every host of a play in some batch unless it stops the play."""
+        return bool(self.batches) and bool(self.never_ran)
+
+    def plan_problem(self, sizes: list[int]) -> str:
+        """Why the published plan `sizes` cannot be this play's ('' when it can)."""
+        if sum(sizes) != len(self.hosts):
+            return f"it splits {sum(sizes)} hosts, the play has {len(self.hosts)}"
+        ran = [len(batch.hosts) for batch in self.batches]
+        if sizes[: len(ran)] != ran:
+            return f"it starts {sizes[: len(ran)]}, the play ran batches of {ran}"
+        return ""
 
 
 @dataclass
@@ -297,6 +271,32 @@ def merge_published(into: dict[str, dict[str, Any]], data: Any) -> None:
     for host, record in data.items():
         if isinstance(record, Mapping):
             into.setdefault(str.__str__(str(host)), {}).update(plain(record))
+
+
+def published_plan(data: Any) -> list[int]:
+    """The batch sizes of a `voice_rollout_plan` mapping; ValueError saying what is wrong."""
+    sizes = data.get("batches") if isinstance(data, Mapping) else None
+    if not isinstance(sizes, list | tuple) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes
+    ):
+        raise ValueError(f"{PLAN_STATS_KEY} must hold batches, a list of sizes > 0: got {plain(data)!r}")
+    return [int(size) for size in sizes]
+
+
+def forget_rescued(state: RunState, stats: Any) -> None:
+    """Drop the failures a rescue section handled: their host ended the run with no failure counted.
+
+    While the play runs no public event says whether a failure goes to a rescue section (only the
+    task's parent blocks, private attributes, would); the final stats do, per host. So the report
+    and the last batch's line are exact; the line of an earlier batch counts a rescued failure as
+    failed when the play published no outcome for that host (the rollout plays always publish one).
+    """
+    for name, track in state.hosts.items():
+        if track.failure and not stats.summarize(name).get("failures"):
+            track.failure = None
+    for name, failure in list(state.earlier.items()):
+        if failure[0] == "failed" and not stats.summarize(name).get("failures"):
+            del state.earlier[name]
 
 
 def host_outcome(state: RunState, name: str, *, final: bool = False) -> dict[str, Any]:
@@ -345,7 +345,7 @@ def stop_reason(play: PlayTrack, last: BatchTrack, outcomes: Mapping[str, int]) 
     """Why the executor ran no further batch after `last` (inferred from what happened in it)."""
     failed = sum(n for o, n in outcomes.items() if o in FAILED_OUTCOMES)
     size = len(last.hosts)
-    where = f"batch {last.index} of {play.total}"
+    where = f"batch {last.index}" + (f" of {play.total}" if play.planned is not None else "")
     if size and failed == size:
         reason = f"every host in {where} failed"
     elif play.max_fail_percentage is not None and size and failed * 100 / size > play.max_fail_percentage:
@@ -359,7 +359,7 @@ def stop_reason(play: PlayTrack, last: BatchTrack, outcomes: Mapping[str, int]) 
         reason = f"a fatal failure in {where} ({failed} of {size} hosts failed)"
     else:
         reason = f"the play ended in {where} (end_play or an error)"
-    if last.index == 1 and play.planned and len(play.planned) > 1:
+    if last.index == 1:  # the first of several batches: the rollout stopped after it
         reason = "canary failed: " + reason
     return reason
 
@@ -418,6 +418,20 @@ def not_run_record(play: str, index: int) -> dict[str, Any]:
     }
 
 
+def not_run_batches(play: PlayTrack) -> list[tuple[int, list[str]]]:
+    """The batches a stopped play never ran: the hosts left, split by the published plan (in the
+    order of ansible_play_hosts_all: the executor's split unless the play sets `order`); one group
+    when the play published no plan."""
+    left, first = play.never_ran, len(play.batches) + 1
+    if play.planned is None:
+        return [(first, left)] if left else []
+    groups = []
+    for index, size in enumerate(play.planned[len(play.batches) :], start=first):
+        groups.append((index, left[:size]))
+        left = left[size:]
+    return groups
+
+
 def play_report(
     state: RunState, play: PlayTrack, hosts: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], list]:
@@ -433,14 +447,10 @@ def play_report(
         outcomes = Counter(record["outcome"] for record in records.values())
         batches.append(batch_entry(play.name, batch.index, batch.hosts, batch, outcomes))
     reason, not_run = None, []
-    if play.stopped_early and play.planned is not None:
+    if play.stopped_early:
         last = play.batches[-1]
         reason = stop_reason(play, last, Counter(hosts[name]["outcome"] for name in last.hosts))
-        # The hosts left, split the way the executor would have (the exact split unless `order: shuffle`).
-        ran = {name for batch in play.batches for name in batch.hosts}
-        left = [name for name in play.hosts if name not in ran]
-        for index, size in enumerate(play.planned[len(play.batches) :], start=len(play.batches) + 1):
-            group, left = left[:size], left[size:]
+        for index, group in not_run_batches(play):
             not_run.append(index)
             hosts.update({name: not_run_record(play.name, index) for name in group})
             batches.append(batch_entry(play.name, index, group, None, Counter(not_run=len(group))))
@@ -558,6 +568,7 @@ class CallbackModule(CallbackBase):
         self._batch: BatchTrack | None = None
         self._members: frozenset[str] = frozenset()  # the open batch's hosts
         self._warned: set[str] = set()
+        self._playbooks_started = 0
 
     # -- output
 
@@ -600,9 +611,7 @@ class CallbackModule(CallbackBase):
 
     # -- plays and batches
 
-    def _wants_report(self, play: Any) -> bool:
-        variable_manager = play.get_variable_manager()
-        variables = variable_manager.get_vars(play=play) if variable_manager else dict(play.vars)
+    def _wants_report(self, play: Any, variables: Mapping[str, Any]) -> bool:
         value = variables.get(PLAY_FLAG, False)
         if isinstance(value, str) and ("{{" in value or "{%" in value):
             value = Templar(loader=play.get_loader(), variables=variables).template(value)
@@ -612,10 +621,40 @@ class CallbackModule(CallbackBase):
             self.warn_once(f"{PLAY_FLAG} must be a boolean, got {value!r}: no report for {play.get_name()!r}")
             return False
 
+    def _announce(self) -> None:
+        """The batch's start line, once: as soon as the play published its plan, or without it."""
+        batch, play = self._batch, self._play
+        if batch is None or play is None or batch.announced:
+            return
+        batch.announced = True
+        count = len(batch.hosts)
+        self._say(
+            f"batch {batch.index} of {play.total}: {count} host{'s' if count != 1 else ''} "
+            f"({name_list(batch.hosts)}) | " + self._progress(play, include_current=True)
+        )
+
+    def _adopt_plan(self, data: Any) -> None:
+        """The batch sizes the play published (playbooks/tasks/report_plan.yml), if they fit it."""
+        play = self._play
+        if play is None or play.planned is not None:
+            return
+        try:
+            sizes = published_plan(data)
+        except ValueError as exc:
+            self.warn_once(f"play {play.name!r}: {exc}; batch totals unknown")
+            return
+        problem = play.plan_problem(sizes)
+        if problem:
+            self.warn_once(f"play {play.name!r}: the published batch plan {sizes} does not fit: {problem}")
+            return
+        play.planned = sizes
+        self._announce()
+
     def _close_batch(self) -> None:
         batch, play = self._batch, self._play
         if batch is None or play is None:
             return
+        self._announce()
         self._batch, self._members = None, frozenset()
         batch.finished_mono, batch.finished_at = monotonic(), utc_now()
         counts = batch_outcomes(self._state, batch)
@@ -630,35 +669,27 @@ class CallbackModule(CallbackBase):
     def _finish_play(self) -> None:
         self._close_batch()
         play, self._play = self._play, None
-        if play is None or not play.stopped_early or play.planned is None:
+        if play is None or not play.stopped_early:
             return
         last = play.batches[-1]
         reason = stop_reason(play, last, batch_outcomes(self._state, last))
-        left = play.planned[len(play.batches) :]
-        first, final = len(play.batches) + 1, len(play.planned)
-        which = f"batch {first}" if first == final else f"batches {first}-{final}"
-        self._say(
-            f"STOPPED after batch {last.index} of {play.total}: {reason}; "
-            f"{which} never ran ({sum(left)} host{'s' if sum(left) != 1 else ''})",
-            C.COLOR_ERROR,
-        )
+        count = len(play.never_ran)
+        hosts = f"{count} host{'s' if count != 1 else ''}"
+        if play.planned is None:
+            never = f"{hosts} never ran"
+        else:
+            first, final = len(play.batches) + 1, len(play.planned)
+            which = f"batch {first}" if first == final else f"batches {first}-{final}"
+            never = f"{which} never ran ({hosts})"
+        self._say(f"STOPPED after batch {last.index} of {play.total}: {reason}; {never}", C.COLOR_ERROR)
 
-    def _open_play(self, play: Any) -> PlayTrack:
-        inventory = play.get_variable_manager()._inventory  # no public accessor
-        every = [h.name for h in inventory.get_hosts(play.hosts, order=play.order, ignore_restrictions=True)]
-        try:
-            planned: list[int] | None = serial_batch_sizes(play.serial, len(every))
-        except ValueError as exc:
-            self.warn_once(f"play {play.get_name()!r}: {exc}; batch totals unknown")
-            planned = None
+    def _open_play(self, play: Any, hosts: list[str]) -> PlayTrack:
         forks = int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)
         throttle = int(play.throttle or 0)
         track = PlayTrack(
-            uuid=play._uuid,  # each batch runs a copy of the play with the same uuid
             name=str(play.get_name()),
             serial=plain(play.serial or []),
-            hosts=[str.__str__(h) for h in every],
-            planned=planned,
+            hosts=hosts,
             max_fail_percentage=play.max_fail_percentage,
             any_errors_fatal=bool(play.any_errors_fatal),
             concurrency=max(1, min(forks, throttle) if throttle > 0 else forks),
@@ -666,74 +697,78 @@ class CallbackModule(CallbackBase):
         self._state.plays.append(track)
         return track
 
+    def _open_batch(self, play: PlayTrack, hosts: list[str]) -> None:
+        if self._state.started_mono is None:
+            self._state.started_mono, self._state.started_at = monotonic(), utc_now()
+        batch = BatchTrack(
+            play=play.name,
+            index=len(play.batches) + 1,
+            hosts=hosts,
+            started_mono=monotonic(),
+            started_at=utc_now(),
+        )
+        play.batches.append(batch)
+        self._batch, self._members = batch, frozenset(hosts)
+        for name in hosts:
+            self._state.hosts[name] = HostTrack(name=name, play=play.name, batch=batch.index)
+        if play.planned is not None:
+            problem = play.plan_problem(play.planned)
+            if problem:
+                self.warn_once(f"play {play.name!r}: the batch plan {play.planned} no longer fits: {problem}")
+                play.planned = None
+            self._announce()  # a later batch: the plan came with the first one
+
+    def _continues(self, name: str, hosts: list[str], batch: list[str]) -> bool:
+        """Is this play start the next serial batch of the play being tracked? Each batch starts a
+        copy of the play: the same name and hosts, and a batch of hosts that have not run yet."""
+        current = self._play
+        return (
+            current is not None
+            and name == current.name
+            and hosts == current.hosts
+            and bool(batch)
+            and not current.ran.intersection(batch)
+        )
+
     @guarded
     def v2_playbook_on_start(self, playbook: Any) -> None:
+        # The playbooks as given on the command line, in the order the executor starts them.
+        given = list(context.CLIARGS.get("args") or ())
+        index, self._playbooks_started = self._playbooks_started, self._playbooks_started + 1
         self._state = RunState(
-            playbook=str(getattr(playbook, "_file_name", "") or "") or None,
+            playbook=str(given[index]) if index < len(given) else None,
             check_mode=bool(context.CLIARGS.get("check")),
         )
         self._play, self._batch, self._members = None, None, frozenset()
 
     @guarded
-    def _next_batch_of_current_play(self, play: Any) -> bool:
-        """Is this play start the next serial batch of the play being tracked?
-
-        Each batch runs a copy of the play with the same uuid; under
-        ansible-runner the copies arrive with new uuids, so the same play
-        (name and host list) with batches still to come counts too.
-        """
-        current = self._play
-        if current is None:
-            return False
-        if current.uuid == play._uuid:
-            return True
-        inventory = play.get_variable_manager()._inventory  # no public accessor
-        every = [
-            str.__str__(h.name)
-            for h in inventory.get_hosts(play.hosts, order=play.order, ignore_restrictions=True)
-        ]
-        return (
-            str(play.get_name()) == current.name
-            and every == current.hosts
-            and current.planned is not None
-            and len(current.batches) < len(current.planned)
-        )
-
     def v2_playbook_on_play_start(self, play: Any) -> None:
-        same_play = self._next_batch_of_current_play(play)
-        if same_play:
+        # The play's hosts (--limit applied) and this batch's, as the play's tasks see them.
+        variables = play.get_variable_manager().get_vars(play=play)
+        hosts = [str.__str__(str(name)) for name in variables.get("ansible_play_hosts_all", ())]
+        batch = [str.__str__(str(name)) for name in variables.get("ansible_play_batch", ())]
+        name = str(play.get_name())
+        if self._continues(name, hosts, batch):
             self._close_batch()
         else:
             self._finish_play()
-            if not self._wants_report(play):
+            if not self._wants_report(play, variables):
                 return
-            self._play = self._open_play(play)
-            if not self._play.hosts:
-                self._say(f"{printable(self._play.name)}: no hosts matched, nothing to roll out")
+            self._play = self._open_play(play, hosts)
+            if not hosts:
+                self._say(f"{printable(name)}: no hosts matched, nothing to roll out")
                 return
-        play_track = self._play
-        if play_track is None:
+        if self._play is not None:
+            self._open_batch(self._play, batch)
+
+    @guarded
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
+        batch = self._batch
+        if batch is None or batch.announced or task.action == "gather_facts":  # facts come first
             return
-        # The executor restricted the inventory to this batch's hosts before the play started.
-        inventory = play.get_variable_manager()._inventory
-        hosts = [str.__str__(h.name) for h in inventory.get_hosts(play.hosts, order=play.order)]
-        if self._state.started_mono is None:
-            self._state.started_mono, self._state.started_at = monotonic(), utc_now()
-        batch = BatchTrack(
-            play=play_track.name,
-            index=len(play_track.batches) + 1,
-            hosts=hosts,
-            started_mono=monotonic(),
-            started_at=utc_now(),
-        )
-        play_track.batches.append(batch)
-        self._batch, self._members = batch, frozenset(hosts)
-        for name in hosts:
-            self._state.hosts[name] = HostTrack(name=name, play=play_track.name, batch=batch.index)
-        self._say(
-            f"batch {batch.index} of {play_track.total}: {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
-            f"({name_list(hosts)}) | " + self._progress(play_track, include_current=True)
-        )
+        batch.tasks += 1
+        if batch.tasks > 1:  # the plays publish their plan with their first task: none is coming
+            self._announce()
 
     # -- task results
 
@@ -765,6 +800,8 @@ class CallbackModule(CallbackBase):
             merge_published(self._state.published, mine)
             if isinstance(data.get(RUN_STATS_KEY), Mapping):
                 self._state.run_data.update(plain(data[RUN_STATS_KEY]))
+            if PLAN_STATS_KEY in data:
+                self._adopt_plan(data[PLAN_STATS_KEY])
 
     @guarded
     def v2_runner_on_skipped(self, result: Any) -> None:
@@ -784,7 +821,9 @@ class CallbackModule(CallbackBase):
     @guarded
     def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
         self._touch(result)
-        if not ignore_errors and not is_rescued(result.task):
+        # A failure a rescue section handles is recorded too (no event tells it apart while the
+        # play runs): forget_rescued drops it at the end, from the final stats.
+        if not ignore_errors:
             self._record_failure(result, "failed")
 
     @guarded
@@ -813,6 +852,7 @@ class CallbackModule(CallbackBase):
 
     @guarded
     def v2_playbook_on_stats(self, stats: Any) -> None:
+        forget_rescued(self._state, stats)  # before the last batch's line, which comes now
         self._finish_play()
         state, self._state = self._state, RunState()
         if not state.plays:

@@ -64,6 +64,7 @@ def run_rollout(
     inventory: str = "inventory.yml",
     config: Path | None = None,
     callback: str = "rollout_report",
+    playbook: Path = FIXTURES / "rollout.yml",
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
@@ -78,7 +79,7 @@ def run_rollout(
             "ansible-playbook",
             "-i",
             str(FIXTURES / inventory),
-            str(FIXTURES / "rollout.yml"),
+            str(playbook),
             "-e",
             json.dumps({"closed_port": closed_port}),
             *extra,
@@ -292,6 +293,128 @@ def test_max_fail_percentage_stops_after_the_batch_that_exceeds_it(
     assert any(
         line.startswith("[rollout] STOPPED after batch 2 of 3") and "batch 3 never ran (4 hosts)" in line
         for line in rollout_lines(proc.stdout)
+    )
+
+
+def test_a_play_that_publishes_no_plan_gets_no_batch_totals(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    """The callback reads the plan from the play, never works it out: without one, "batch k of ?",
+    and the hosts a stopped play never ran are one group."""
+    proc = run_rollout(repo_root, tmp_path, closed_port, "-e", "canary_fail=true", "-e", "publish_plan=false")
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    lines = rollout_lines(proc.stdout)
+    assert lines[0].startswith("[rollout] batch 1 of ?: 1 host (pi-01) | done 0, failed 0")
+    assert lines[1].startswith("[rollout] batch 1 of ? finished in")
+    assert lines[2] == (
+        "[rollout] STOPPED after batch 1 of ?: canary failed: every host in batch 1 failed; 7 hosts never ran"
+    )
+    report, _ = only_report(tmp_path)
+    assert report["plays"][0]["batches_planned"] is None
+    assert report["batches_not_run"] == [2]
+    assert [(b["index"], b["ran"], b["hosts"]) for b in report["batches"]] == [
+        (1, True, BATCHES[0]),
+        (2, False, BATCHES[1] + BATCHES[2]),
+    ]
+    assert report["totals"]["not_run"] == 7
+
+
+def test_a_plan_that_does_not_fit_the_play_is_named_and_not_used(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    # The play's serial is [1, 3, "50%"]; the plan published for [5] does not match what runs.
+    proc = run_rollout(repo_root, tmp_path, closed_port, "-e", json.dumps({"rollout_plan_serial": [5]}))
+    assert proc.returncode == 4, proc.stdout[-3000:]
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert (
+        "the published batch plan [5, 3] does not fit: it starts [5], the play ran batches of [1]" in output
+    )
+    unknown = re.compile(r"^\[rollout\] batch (\d) of \?: (\d) hosts? \(")
+    starts = [unknown.match(line) for line in rollout_lines(proc.stdout) if unknown.match(line)]
+    assert [(m[1], m[2]) for m in starts] == [("1", "1"), ("2", "3"), ("3", "4")]
+    report, _ = only_report(tmp_path)
+    assert report["plays"][0]["batches_planned"] is None
+    assert report["stopped_early"] is False
+    assert [b["hosts"] for b in report["batches"]] == BATCHES
+
+
+FACTS_PLAY = """
+- name: Gather facts, then publish the plan
+  hosts: pi-01:pi-02:pi-03
+  gather_facts: true
+  gather_subset: ["!all"]
+  serial: [1, 2]
+  vars:
+    rollout_report: true
+  tasks:
+    - name: Publish the batch plan
+      ansible.builtin.import_tasks: {tasks}
+      vars:
+        rollout_plan_serial: [1, 2]
+"""
+
+
+def test_the_plan_after_fact_gathering_is_still_the_first_task(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    playbook = tmp_path / "facts.yml"
+    playbook.write_text(FACTS_PLAY.format(tasks=repo_root / "playbooks" / "tasks" / "report_plan.yml"))
+    # Facts gathered every time (ansible.cfg's smart gathering would skip cached ones), cached nowhere.
+    facts = {"ANSIBLE_GATHERING": "implicit", "ANSIBLE_CACHE_PLUGIN": "memory"}
+    proc = run_rollout(repo_root, tmp_path / "reports", closed_port, playbook=playbook, env=facts)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.count("TASK [Gathering Facts]") == 2, proc.stdout[-3000:]
+    starts = [START_LINE.match(line) for line in rollout_lines(proc.stdout) if START_LINE.match(line)]
+    assert [(int(m[1]), int(m[2]), int(m[3])) for m in starts] == [(1, 2, 1), (2, 2, 2)]
+
+
+RESCUE_PLAY = """
+- name: Update with a rescue and no published outcome
+  hosts: pi-01:pi-02:pi-03
+  gather_facts: false
+  vars:
+    rollout_report: true
+  tasks:
+    - name: Try the update
+      block:
+        - name: Fail on the first device
+          ansible.builtin.fail:
+            msg: a transient error
+          when: inventory_hostname == 'pi-01'
+      rescue:
+        - name: Carry on after the transient error
+          ansible.builtin.debug:
+            msg: recovered
+    - name: Fail for good on the second device
+      ansible.builtin.fail:
+        msg: broken for good
+      when: inventory_hostname == 'pi-02'
+"""
+
+
+def test_a_failure_a_rescue_handled_is_no_failure_of_the_host(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    playbook = tmp_path / "rescue.yml"
+    playbook.write_text(RESCUE_PLAY)
+    proc = run_rollout(repo_root, tmp_path / "reports", closed_port, playbook=playbook)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    # The last batch's line comes with the final stats: it knows the rescue already.
+    assert any(
+        line.startswith("[rollout] batch 1 of ? finished in") and ": 1 failed, 2 unreported (pi-02) |" in line
+        for line in rollout_lines(proc.stdout)
+    )
+    report, _ = only_report(tmp_path / "reports")
+    hosts = report["hosts"]
+    assert {name: host["outcome"] for name, host in hosts.items()} == {
+        "pi-01": "unreported",
+        "pi-02": "failed",
+        "pi-03": "unreported",
+    }
+    assert hosts["pi-01"]["error"] == "the play published no outcome for this host"
+    assert (hosts["pi-02"]["step"], hosts["pi-02"]["error"]) == (
+        "Fail for good on the second device",
+        "broken for good",
     )
 
 

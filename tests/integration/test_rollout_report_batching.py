@@ -1,7 +1,9 @@
-"""The rollout_report callback's batch arithmetic against ansible-core's own, and its report builder.
+"""The batch plan the rollout plays publish against ansible-core's own split, and the report builder.
 
-`serial_batch_sizes` must split hosts exactly as `PlaybookExecutor._get_serialized_batches` does:
-checked here against that very method, on a real inventory and a real, post-validated play.
+The plays publish their plan with the filter `javia.voice_fleet.voice_serial_batches`
+(playbooks/tasks/report_plan.yml), and the callback believes it: the filter must split hosts
+exactly as `PlaybookExecutor._get_serialized_batches` does, checked here against that very method,
+on a real inventory and a real, post-validated play.
 The report builder and the page are checked on edge cases that a short play cannot produce cheaply:
 zero hosts, a large fleet, an outcome the contract does not name, two reports in the same second.
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from ansible.executor.playbook_executor import PlaybookExecutor
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
@@ -21,6 +24,7 @@ from ansible.playbook.play import Play
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 from ansible_collections.javia.voice_fleet.plugins.callback import rollout_report
+from ansible_collections.javia.voice_fleet.plugins.filter.voice_rollout import voice_serial_batches
 from ansible_collections.javia.voice_fleet.plugins.module_utils import voice_report
 
 
@@ -67,21 +71,21 @@ def executor_batch_sizes(serial: object, count: int) -> list[int]:
 
 
 @pytest.mark.parametrize("serial", SERIALS, ids=[repr(s) for s in SERIALS])
-def test_batch_sizes_match_the_playbook_executor(plugin: ModuleType, serial: object) -> None:
+def test_batch_sizes_match_the_playbook_executor(serial: object) -> None:
     for count in HOST_COUNTS:
         expected = executor_batch_sizes(serial, count)
-        assert plugin.serial_batch_sizes(serial, count) == expected, (serial, count)
+        assert voice_serial_batches(serial, count) == expected, (serial, count)
         assert sum(expected) == count
 
 
-def test_default_rollout_serial_on_a_fleet_of_20(plugin: ModuleType) -> None:
+def test_default_rollout_serial_on_a_fleet_of_20() -> None:
     # The rollout's default: a canary, then 10% (2), 50% (10), then 100% of what is left (7).
-    assert plugin.serial_batch_sizes([1, "10%", "50%", "100%"], 20) == [1, 2, 10, 7]
+    assert voice_serial_batches([1, "10%", "50%", "100%"], 20) == [1, 2, 10, 7]
 
 
-def test_a_bad_serial_value_is_named(plugin: ModuleType) -> None:
-    with pytest.raises(ValueError, match="'ten'"):
-        plugin.serial_batch_sizes(["ten"], 5)
+def test_a_bad_serial_value_is_named() -> None:
+    with pytest.raises(AnsibleFilterError, match="'ten'"):
+        voice_serial_batches(["ten"], 5)
 
 
 @pytest.mark.parametrize(
@@ -104,11 +108,10 @@ def run_state(plugin: ModuleType, hosts: list[str], serial: list[object], outcom
     """A finished run as the callback records it: every planned batch ran, each host published."""
     start = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
     play = plugin.PlayTrack(
-        uuid="u",
         name="Roll out",
         serial=serial,
         hosts=hosts,
-        planned=plugin.serial_batch_sizes(serial, len(hosts)),
+        planned=voice_serial_batches(serial, len(hosts)),
         max_fail_percentage=None,
         any_errors_fatal=False,
         concurrency=20,
