@@ -1,4 +1,8 @@
-"""Rollout progress by batch on the display, and a JSON + HTML report at the end of the run."""
+"""Rollout progress by batch on the display, and a JSON + HTML report at the end of the run.
+
+This plugin turns Ansible's events into the JSON report; the page is rendered from that JSON by
+plugins/module_utils/voice_report.py (the one renderer, also behind tools/report.py).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,19 @@ from typing import Any, TypeVar
 from ansible import constants as C  # noqa: N812 (Ansible's own idiom)
 from ansible import context
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.playbook.block import Block
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 from ansible.template import Templar
-from ansible.utils.helpers import pct_to_int
+from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_report import (
+    DONE_OUTCOMES,
+    FAILED_OUTCOMES,
+    OUTCOMES,
+    SCHEMA,
+    format_duration,
+    one_line,
+    parse_iso,
+    render_html,
+)
 
 DOCUMENTATION = """
 name: rollout_report
@@ -34,18 +46,22 @@ description:
   - Acts only on plays that set the play variable C(rollout_report) to true; every other play leaves
     it silent, and a run without such a play writes nothing.
   - While the play runs, prints one line when a serial batch starts and one when it ends
-    (C(batch k of n), hosts done and failed, elapsed time, an estimate of the time left). The number
-    of batches comes from the play's C(serial) and its host count, computed the way the playbook
-    executor splits hosts into batches.
+    (C(batch k of n), hosts done and failed, elapsed time, an estimate of the time left). The batch
+    plan (the sizes of the play's serial batches) comes from the play, published with
+    C(ansible.builtin.set_stats) under the key C(voice_rollout_plan) (C(batches), a list of sizes, and
+    C(hosts), their sum) by its first task (C(playbooks/tasks/report_plan.yml)); a play that
+    publishes none is shown as C(batch k of ?), and the hosts a stopped play never ran as one group.
   - Each host's outcome comes from the play, published with C(ansible.builtin.set_stats) under the
     key C(voice_rollout) (a mapping of host to a record with C(outcome), C(version), C(release),
     C(error), C(step), C(batch), C(started_at), C(finished_at)). A host that failed or became
     unreachable before publishing anything is reported from the task results the callback saw
-    (task name and message; results hidden with C(no_log) stay hidden). Run-level data comes from
+    (task name and message; results hidden with C(no_log) stay hidden); a failure that a C(rescue)
+    section handled is no failure of the host (the final stats say which). Run-level data comes from
     the C(voice_rollout_run) key.
   - At the end of the playbook writes C(<prefix>-<UTC timestamp>.json) and C(.html) to the report
     directory and refreshes C(latest.json) and C(latest.html) there (copies, not links). The HTML
-    page is self-contained (inline CSS and SVG, no scripts) and works offline.
+    page is self-contained (inline CSS and SVG, no scripts) and works offline; it is made from the
+    JSON report alone (C(tools/report.py render REPORT.json) makes it again without a play).
   - A report error is shown as a warning; it never fails the run.
 requirements:
   - Enable it with C(callbacks_enabled = rollout_report) in ansible.cfg.
@@ -81,78 +97,16 @@ options:
         key: html
 """
 
-SCHEMA = "voice-fleet/rollout-report/1"
 STATS_KEY = "voice_rollout"
 RUN_STATS_KEY = "voice_rollout_run"
+PLAN_STATS_KEY = "voice_rollout_plan"
 PLAY_FLAG = "rollout_report"
-
-# Outcomes a play publishes, then the ones only the callback assigns.
-PUBLISHED_OUTCOMES = ("completed", "rolled_back", "failed", "unchanged", "skipped")
-OUTCOMES = (*PUBLISHED_OUTCOMES, "unreachable", "unreported", "not_run")
-FAILED_OUTCOMES = frozenset({"failed", "unreachable"})
-DONE_OUTCOMES = frozenset({"completed", "unchanged", "skipped"})
-OUTCOME_COLOURS = {
-    "completed": "#2e7d32",
-    "rolled_back": "#ef8f00",
-    "failed": "#c62828",
-    "unreachable": "#7b1fa2",
-    "unchanged": "#5c7c99",
-    "skipped": "#a7b4c0",
-    "unreported": "#d4a017",
-    "not_run": "#dfe5ea",
-}
-OTHER_COLOUR = "#8d6e63"
-LIGHT_OUTCOMES = frozenset({"skipped", "unreported", "not_run"})
 PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-MESSAGE_LIMIT = 400
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --- small pure helpers ----------------------------------------------------------------------
-
-
-def serial_batch_sizes(serial: Any, host_count: int) -> list[int]:
-    """Sizes of the serial batches, as PlaybookExecutor._get_serialized_batches makes them.
-
-    ansible-core 2.19: `serial` is a list (a scalar counts as a one-item list; empty means all hosts);
-    each item is an int or a "N%" string of the play's host count (`pct_to_int`, at least 1); an item
-    <= 0 takes every remaining host; after the last item, the last one repeats.
-    """
-    if serial is None:
-        items: list[Any] = []
-    elif isinstance(serial, list | tuple):
-        items = list(serial)
-    else:
-        items = [serial]
-    if not items:
-        items = [-1]
-    sizes: list[int] = []
-    remaining = host_count
-    current = 0
-    while remaining > 0:
-        try:
-            size = pct_to_int(items[current], host_count)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"serial value {items[current]!r} is neither an integer nor 'N%'") from exc
-        if size <= 0:
-            sizes.append(remaining)
-            break
-        taken = min(size, remaining)
-        sizes.append(taken)
-        remaining -= taken
-        current = min(current + 1, len(items) - 1)
-    return sizes
-
-
-def format_duration(seconds: float | None) -> str:
-    """`m:ss`, or `h:mm:ss` from an hour on; `--` when unknown."""
-    if seconds is None or seconds < 0 or math.isnan(seconds):
-        return "--"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def utc_now() -> datetime:
@@ -161,17 +115,6 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
-
-
-def parse_iso(value: Any) -> datetime | None:
-    """An aware datetime from an ISO 8601 string (naive means UTC), else None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def plain(value: Any) -> Any:
@@ -194,11 +137,6 @@ def printable(text: str) -> str:
     return "".join("?" if unicodedata.category(ch)[0] == "C" else ch for ch in text)
 
 
-def one_line(text: Any, limit: int = MESSAGE_LIMIT) -> str:
-    words = " ".join(str(text).split())
-    return words if len(words) <= limit else words[: limit - 1] + "\u2026"
-
-
 def result_message(result: Mapping[str, Any]) -> str:
     """What a failed or unreachable result says, never more than a no_log result shows."""
     if "censored" in result:
@@ -215,21 +153,6 @@ def result_message(result: Mapping[str, Any]) -> str:
     if not message and result.get("rc") not in (None, 0):
         message = f"exit status {result['rc']}"
     return one_line(message or "failed without a message")
-
-
-def is_rescued(task: Any) -> bool:
-    """Whether a failure of `task` goes to a rescue section (the strategy then does not fail the host)."""
-    child = task
-    parent = getattr(task, "_parent", None)
-    for _ in range(100):  # nesting is shallow; never loop forever on a cycle
-        if parent is None:
-            return False
-        if isinstance(parent, Block) and parent.rescue:
-            uuid = getattr(child, "_uuid", None)
-            if any(getattr(item, "_uuid", None) == uuid for item in parent.block or ()):
-                return True
-        child, parent = parent, getattr(parent, "_parent", None)
-    return False
 
 
 def name_list(names: Sequence[str], limit: int = 3) -> str:
@@ -269,6 +192,8 @@ class BatchTrack:
     started_at: datetime
     finished_mono: float | None = None
     finished_at: datetime | None = None
+    announced: bool = False  # its start line was shown
+    tasks: int = 0  # tasks started in it before that
 
     @property
     def duration(self) -> float | None:
@@ -277,14 +202,13 @@ class BatchTrack:
 
 @dataclass
 class PlayTrack:
-    uuid: str
     name: str
     serial: list[Any]
-    hosts: list[str]
-    planned: list[int] | None
+    hosts: list[str]  # every host of the play, in every batch (ansible_play_hosts_all)
     max_fail_percentage: float | None
     any_errors_fatal: bool
     concurrency: int
+    planned: list[int] | None = None  # batch sizes, as the play published them
     batches: list[BatchTrack] = field(default_factory=list)
 
     @property
@@ -292,8 +216,27 @@ class PlayTrack:
         return str(len(self.planned)) if self.planned is not None else "?"
 
     @property
+    def ran(self) -> set[str]:
+        return {name for batch in self.batches for name in batch.hosts}
+
+    @property
+    def never_ran(self) -> list[str]:
+        ran = self.ran
+        return [name for name in self.hosts if name not in ran]
+
+    @property
     def stopped_early(self) -> bool:
-        return self.planned is not None and len(self.batches) < len(self.planned)
+        """The executor runs every host of a play in some batch unless it stops the play."""
+        return bool(self.batches) and bool(self.never_ran)
+
+    def plan_problem(self, sizes: list[int]) -> str:
+        """Why the published plan `sizes` cannot be this play's ('' when it can)."""
+        if sum(sizes) != len(self.hosts):
+            return f"it splits {sum(sizes)} hosts, the play has {len(self.hosts)}"
+        ran = [len(batch.hosts) for batch in self.batches]
+        if sizes[: len(ran)] != ran:
+            return f"it starts {sizes[: len(ran)]}, the play ran batches of {ran}"
+        return ""
 
 
 @dataclass
@@ -328,6 +271,32 @@ def merge_published(into: dict[str, dict[str, Any]], data: Any) -> None:
     for host, record in data.items():
         if isinstance(record, Mapping):
             into.setdefault(str.__str__(str(host)), {}).update(plain(record))
+
+
+def published_plan(data: Any) -> list[int]:
+    """The batch sizes of a `voice_rollout_plan` mapping; ValueError saying what is wrong."""
+    sizes = data.get("batches") if isinstance(data, Mapping) else None
+    if not isinstance(sizes, list | tuple) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes
+    ):
+        raise ValueError(f"{PLAN_STATS_KEY} must hold batches, a list of sizes > 0: got {plain(data)!r}")
+    return [int(size) for size in sizes]
+
+
+def forget_rescued(state: RunState, stats: Any) -> None:
+    """Drop the failures a rescue section handled: their host ended the run with no failure counted.
+
+    While the play runs no public event says whether a failure goes to a rescue section (only the
+    task's parent blocks, private attributes, would); the final stats do, per host. So the report
+    and the last batch's line are exact; the line of an earlier batch counts a rescued failure as
+    failed when the play published no outcome for that host (the rollout plays always publish one).
+    """
+    for name, track in state.hosts.items():
+        if track.failure and not stats.summarize(name).get("failures"):
+            track.failure = None
+    for name, failure in list(state.earlier.items()):
+        if failure[0] == "failed" and not stats.summarize(name).get("failures"):
+            del state.earlier[name]
 
 
 def host_outcome(state: RunState, name: str, *, final: bool = False) -> dict[str, Any]:
@@ -376,7 +345,7 @@ def stop_reason(play: PlayTrack, last: BatchTrack, outcomes: Mapping[str, int]) 
     """Why the executor ran no further batch after `last` (inferred from what happened in it)."""
     failed = sum(n for o, n in outcomes.items() if o in FAILED_OUTCOMES)
     size = len(last.hosts)
-    where = f"batch {last.index} of {play.total}"
+    where = f"batch {last.index}" + (f" of {play.total}" if play.planned is not None else "")
     if size and failed == size:
         reason = f"every host in {where} failed"
     elif play.max_fail_percentage is not None and size and failed * 100 / size > play.max_fail_percentage:
@@ -390,7 +359,7 @@ def stop_reason(play: PlayTrack, last: BatchTrack, outcomes: Mapping[str, int]) 
         reason = f"a fatal failure in {where} ({failed} of {size} hosts failed)"
     else:
         reason = f"the play ended in {where} (end_play or an error)"
-    if last.index == 1 and play.planned and len(play.planned) > 1:
+    if last.index == 1:  # the first of several batches: the rollout stopped after it
         reason = "canary failed: " + reason
     return reason
 
@@ -449,6 +418,20 @@ def not_run_record(play: str, index: int) -> dict[str, Any]:
     }
 
 
+def not_run_batches(play: PlayTrack) -> list[tuple[int, list[str]]]:
+    """The batches a stopped play never ran: the hosts left, split by the published plan (in the
+    order of ansible_play_hosts_all: the executor's split unless the play sets `order`); one group
+    when the play published no plan."""
+    left, first = play.never_ran, len(play.batches) + 1
+    if play.planned is None:
+        return [(first, left)] if left else []
+    groups = []
+    for index, size in enumerate(play.planned[len(play.batches) :], start=first):
+        groups.append((index, left[:size]))
+        left = left[size:]
+    return groups
+
+
 def play_report(
     state: RunState, play: PlayTrack, hosts: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], list]:
@@ -464,14 +447,10 @@ def play_report(
         outcomes = Counter(record["outcome"] for record in records.values())
         batches.append(batch_entry(play.name, batch.index, batch.hosts, batch, outcomes))
     reason, not_run = None, []
-    if play.stopped_early and play.planned is not None:
+    if play.stopped_early:
         last = play.batches[-1]
         reason = stop_reason(play, last, Counter(hosts[name]["outcome"] for name in last.hosts))
-        # The hosts left, split the way the executor would have (the exact split unless `order: shuffle`).
-        ran = {name for batch in play.batches for name in batch.hosts}
-        left = [name for name in play.hosts if name not in ran]
-        for index, size in enumerate(play.planned[len(play.batches) :], start=len(play.batches) + 1):
-            group, left = left[:size], left[size:]
+        for index, group in not_run_batches(play):
             not_run.append(index)
             hosts.update({name: not_run_record(play.name, index) for name in group})
             batches.append(batch_entry(play.name, index, group, None, Counter(not_run=len(group))))
@@ -532,219 +511,6 @@ def build_report(state: RunState, finished_at: datetime, custom: Mapping[str, An
     )
 
 
-# --- the page --------------------------------------------------------------------------------
-
-
-def colour(outcome: str) -> str:
-    return OUTCOME_COLOURS.get(outcome, OTHER_COLOUR)
-
-
-def ink(outcome: str) -> str:
-    """Text colour on an outcome's colour."""
-    return "#1f2a33" if outcome in LIGHT_OUTCOMES else "#ffffff"
-
-
-def nice_step(span: float, target: int = 8) -> float:
-    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400):
-        if span / step <= target:
-            return step
-    return span / target
-
-
-def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-@dataclass
-class TimeScale:
-    """Maps instants of the run to x positions of the timeline's plot area."""
-
-    t0: datetime
-    span: float
-    left: float
-    width: float
-
-    def x(self, moment: datetime | None) -> float:
-        offset = (moment - self.t0).total_seconds() / self.span if moment else 0.0
-        return self.left + min(max(offset, 0.0), 1.0) * self.width
-
-    def ticks(self) -> list[dict[str, Any]]:
-        step, ticks, tick = nice_step(self.span), [], 0.0
-        while tick <= self.span + 1e-6:
-            ticks.append({"x": self.left + tick / self.span * self.width, "label": format_duration(tick)})
-            tick += step
-        return ticks
-
-
-def host_bar_row(
-    name: str, record: Mapping[str, Any], batch_start: datetime | None, scale: TimeScale
-) -> dict:
-    start = parse_iso(record["started_at"]) or batch_start
-    end = parse_iso(record["finished_at"]) or start
-    tip = f"{name}: {record['outcome'].replace('_', ' ')} in {format_duration(record['duration_seconds'])}"
-    if record.get("error"):
-        tip += f" \u2014 {one_line(record['error'], 160)}"
-    bar = {
-        "x": scale.x(start),
-        "w": max(scale.x(end) - scale.x(start), 3.0),
-        "fill": colour(record["outcome"]),
-    }
-    return {"kind": "host", "label": shorten(name, 26), "full": name, "bars": [{**bar, "tip": tip}]}
-
-
-def batch_bar_row(batch: Mapping[str, Any], records: list[Mapping[str, Any]], scale: TimeScale) -> dict:
-    """One row for a whole batch: its time span split by the share of each outcome."""
-    counts = Counter(record["outcome"] for record in records)
-    x0, x1 = scale.x(parse_iso(batch["started_at"])), scale.x(parse_iso(batch["finished_at"]))
-    total = max(sum(counts.values()), 1)
-    bars, cursor = [], x0
-    for outcome in [*OUTCOMES, *sorted(set(counts) - set(OUTCOMES))]:
-        if counts.get(outcome):
-            width = (x1 - x0) * counts[outcome] / total
-            tip = f"Batch {batch['index']}: {counts[outcome]} {outcome.replace('_', ' ')}"
-            bars.append({"x": cursor, "w": max(width, 2.0), "fill": colour(outcome), "tip": tip})
-            cursor += width
-    return {
-        "kind": "host",
-        "label": f"{batch['size']} hosts",
-        "full": f"Batch {batch['index']}",
-        "bars": bars,
-    }
-
-
-def timeline_geometry(report: Mapping[str, Any], per_host_limit: int = 60) -> dict[str, Any]:
-    """Shapes of the Gantt picture: one row per host (per batch on large runs), bars by outcome."""
-    width, label_w, right, row_h, head_h, axis_h = 1200, 210, 24, 20, 26, 30
-    ran = [batch for batch in report["batches"] if batch["ran"]]
-    stamps = [parse_iso(batch[key]) for batch in ran for key in ("started_at", "finished_at")]
-    stamps += [parse_iso(r[key]) for r in report["hosts"].values() for key in ("started_at", "finished_at")]
-    known = [stamp for stamp in stamps if stamp]
-    if not report["batches"] or not known:
-        return {"width": width, "height": 0, "rows": [], "bands": [], "ticks": [], "empty": True}
-    span = max((max(known) - min(known)).total_seconds(), 1.0)
-    scale = TimeScale(t0=min(known), span=span, left=label_w, width=width - label_w - right)
-    per_host = sum(batch["size"] for batch in ran) <= per_host_limit
-    rows: list[dict[str, Any]] = []
-    bands: list[dict[str, Any]] = []
-    y = axis_h
-    for batch in report["batches"]:
-        count = f"{batch['size']} host{'s' if batch['size'] != 1 else ''}"
-        if not batch["ran"]:
-            detail = f"{count} \u00b7 never ran"
-            rows.append(
-                {"kind": "not_run", "y": y, "h": head_h, "label": f"Batch {batch['index']}", "detail": detail}
-            )
-            y += head_h
-            continue
-        detail = f"{count} \u00b7 {format_duration(batch['duration_seconds'])}"
-        rows.append(
-            {"kind": "batch", "y": y, "h": head_h, "label": f"Batch {batch['index']}", "detail": detail}
-        )
-        top, y = y, y + head_h
-        members = [(name, report["hosts"][name]) for name in batch["hosts"] if name in report["hosts"]]
-        start = parse_iso(batch["started_at"])
-        if per_host:
-            bars = [host_bar_row(name, record, start, scale) for name, record in members]
-        else:
-            bars = [batch_bar_row(batch, [record for _, record in members], scale)]
-        for row in bars:
-            rows.append({**row, "y": y, "h": row_h})
-            y += row_h
-        x0, x1 = scale.x(start), scale.x(parse_iso(batch["finished_at"]))
-        bands.append({"x": x0, "w": max(x1 - x0, 2.0), "y": top, "h": y - top})
-    return {
-        "width": width,
-        "height": y + 8,
-        "label_w": label_w,
-        "plot_right": width - right,
-        "axis_h": axis_h,
-        "rows": rows,
-        "bands": bands,
-        "ticks": scale.ticks(),
-        "empty": False,
-    }
-
-
-def outcome_geometry(totals: Mapping[str, int]) -> dict[str, Any]:
-    width, label_w, row_h = 560, 120, 30
-    bar_max = width - label_w - 90
-    present = [(o, n) for o, n in totals.items() if o != "hosts" and n]
-    hosts = max(totals.get("hosts", 0), 1)
-    top = max((n for _, n in present), default=1)
-    rows = [
-        {
-            "y": 8 + i * row_h,
-            "label": outcome.replace("_", " "),
-            "w": max(bar_max * n / top, 3.0),
-            "fill": colour(outcome),
-            "count": n,
-            "count_x": label_w + max(bar_max * n / top, 3.0) + 8,
-            "pct_x": label_w + max(bar_max * n / top, 3.0) + 16 + 8 * len(str(n)),
-            "pct": f"{100 * n / hosts:.0f}%",
-        }
-        for i, (outcome, n) in enumerate(present)
-    ]
-    return {"width": width, "height": 16 + len(rows) * row_h, "label_w": label_w, "rows": rows}
-
-
-def render_html(report: Mapping[str, Any]) -> str:
-    """The self-contained page; every string from the run is escaped by Jinja2's autoescape."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # noqa: PLC0415
-
-    template_path = Path(__file__).with_name("rollout_report.html.j2")
-    env = Environment(
-        loader=FileSystemLoader(str(template_path.parent)),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["duration"] = format_duration
-    env.filters["when"] = lambda value: (
-        parse_iso(value).strftime("%Y-%m-%d %H:%M:%S UTC") if parse_iso(value) else "\u2014"
-    )
-    env.filters["clock"] = lambda value: (
-        parse_iso(value).strftime("%H:%M:%S") if parse_iso(value) else "\u2014"
-    )
-    env.filters["outcome_label"] = lambda value: str(value).replace("_", " ")
-    totals = report["totals"]
-    status, status_class = "completed", "ok"
-    if report["stopped_early"]:
-        status, status_class = "stopped early", "bad"
-    elif not totals["hosts"]:
-        status, status_class = "no hosts", "neutral"
-    elif any(totals.get(o) for o in FAILED_OUTCOMES):
-        status, status_class = "completed with failures", "warn"
-    elif totals.get("rolled_back"):
-        status, status_class = "completed with rollbacks", "warn"
-    elif totals.get("unreported"):
-        status, status_class = "completed, outcomes missing", "warn"
-    host_rows = sorted(
-        report["hosts"].items(),
-        key=lambda item: (item[1]["batch"] if isinstance(item[1]["batch"], int) else 10**9,),
-    )
-    serial = report["run"].get("batches", report["plays"][0]["serial"] if report["plays"] else [])
-    serial_text = ", ".join(map(str, serial)) if isinstance(serial, list) else str(serial)
-    cards = [("hosts", totals["hosts"], "#263238")] + [
-        (o, totals.get(o, 0), colour(o)) for o in OUTCOMES if totals.get(o) or o in ("completed", "failed")
-    ]
-    return env.get_template(template_path.name).render(
-        report=report,
-        status=status,
-        status_class=status_class,
-        serial_text=serial_text or "all hosts at once",
-        cards=cards,
-        host_rows=host_rows,
-        timeline=timeline_geometry(report),
-        outcomes=outcome_geometry(totals),
-        legend=[o for o in [*OUTCOMES, *sorted(set(totals) - {"hosts", *OUTCOMES})] if totals.get(o)],
-        colour=colour,
-        ink=ink,
-        failed_outcomes=FAILED_OUTCOMES,
-    )
-
-
 def write_atomically(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(text)
@@ -802,6 +568,7 @@ class CallbackModule(CallbackBase):
         self._batch: BatchTrack | None = None
         self._members: frozenset[str] = frozenset()  # the open batch's hosts
         self._warned: set[str] = set()
+        self._playbooks_started = 0
 
     # -- output
 
@@ -844,9 +611,7 @@ class CallbackModule(CallbackBase):
 
     # -- plays and batches
 
-    def _wants_report(self, play: Any) -> bool:
-        variable_manager = play.get_variable_manager()
-        variables = variable_manager.get_vars(play=play) if variable_manager else dict(play.vars)
+    def _wants_report(self, play: Any, variables: Mapping[str, Any]) -> bool:
         value = variables.get(PLAY_FLAG, False)
         if isinstance(value, str) and ("{{" in value or "{%" in value):
             value = Templar(loader=play.get_loader(), variables=variables).template(value)
@@ -856,10 +621,40 @@ class CallbackModule(CallbackBase):
             self.warn_once(f"{PLAY_FLAG} must be a boolean, got {value!r}: no report for {play.get_name()!r}")
             return False
 
+    def _announce(self) -> None:
+        """The batch's start line, once: as soon as the play published its plan, or without it."""
+        batch, play = self._batch, self._play
+        if batch is None or play is None or batch.announced:
+            return
+        batch.announced = True
+        count = len(batch.hosts)
+        self._say(
+            f"batch {batch.index} of {play.total}: {count} host{'s' if count != 1 else ''} "
+            f"({name_list(batch.hosts)}) | " + self._progress(play, include_current=True)
+        )
+
+    def _adopt_plan(self, data: Any) -> None:
+        """The batch sizes the play published (playbooks/tasks/report_plan.yml), if they fit it."""
+        play = self._play
+        if play is None or play.planned is not None:
+            return
+        try:
+            sizes = published_plan(data)
+        except ValueError as exc:
+            self.warn_once(f"play {play.name!r}: {exc}; batch totals unknown")
+            return
+        problem = play.plan_problem(sizes)
+        if problem:
+            self.warn_once(f"play {play.name!r}: the published batch plan {sizes} does not fit: {problem}")
+            return
+        play.planned = sizes
+        self._announce()
+
     def _close_batch(self) -> None:
         batch, play = self._batch, self._play
         if batch is None or play is None:
             return
+        self._announce()
         self._batch, self._members = None, frozenset()
         batch.finished_mono, batch.finished_at = monotonic(), utc_now()
         counts = batch_outcomes(self._state, batch)
@@ -874,35 +669,27 @@ class CallbackModule(CallbackBase):
     def _finish_play(self) -> None:
         self._close_batch()
         play, self._play = self._play, None
-        if play is None or not play.stopped_early or play.planned is None:
+        if play is None or not play.stopped_early:
             return
         last = play.batches[-1]
         reason = stop_reason(play, last, batch_outcomes(self._state, last))
-        left = play.planned[len(play.batches) :]
-        first, final = len(play.batches) + 1, len(play.planned)
-        which = f"batch {first}" if first == final else f"batches {first}-{final}"
-        self._say(
-            f"STOPPED after batch {last.index} of {play.total}: {reason}; "
-            f"{which} never ran ({sum(left)} host{'s' if sum(left) != 1 else ''})",
-            C.COLOR_ERROR,
-        )
+        count = len(play.never_ran)
+        hosts = f"{count} host{'s' if count != 1 else ''}"
+        if play.planned is None:
+            never = f"{hosts} never ran"
+        else:
+            first, final = len(play.batches) + 1, len(play.planned)
+            which = f"batch {first}" if first == final else f"batches {first}-{final}"
+            never = f"{which} never ran ({hosts})"
+        self._say(f"STOPPED after batch {last.index} of {play.total}: {reason}; {never}", C.COLOR_ERROR)
 
-    def _open_play(self, play: Any) -> PlayTrack:
-        inventory = play.get_variable_manager()._inventory  # no public accessor
-        every = [h.name for h in inventory.get_hosts(play.hosts, order=play.order, ignore_restrictions=True)]
-        try:
-            planned: list[int] | None = serial_batch_sizes(play.serial, len(every))
-        except ValueError as exc:
-            self.warn_once(f"play {play.get_name()!r}: {exc}; batch totals unknown")
-            planned = None
+    def _open_play(self, play: Any, hosts: list[str]) -> PlayTrack:
         forks = int(context.CLIARGS.get("forks") or C.DEFAULT_FORKS)
         throttle = int(play.throttle or 0)
         track = PlayTrack(
-            uuid=play._uuid,  # each batch runs a copy of the play with the same uuid
             name=str(play.get_name()),
             serial=plain(play.serial or []),
-            hosts=[str.__str__(h) for h in every],
-            planned=planned,
+            hosts=hosts,
             max_fail_percentage=play.max_fail_percentage,
             any_errors_fatal=bool(play.any_errors_fatal),
             concurrency=max(1, min(forks, throttle) if throttle > 0 else forks),
@@ -910,74 +697,78 @@ class CallbackModule(CallbackBase):
         self._state.plays.append(track)
         return track
 
+    def _open_batch(self, play: PlayTrack, hosts: list[str]) -> None:
+        if self._state.started_mono is None:
+            self._state.started_mono, self._state.started_at = monotonic(), utc_now()
+        batch = BatchTrack(
+            play=play.name,
+            index=len(play.batches) + 1,
+            hosts=hosts,
+            started_mono=monotonic(),
+            started_at=utc_now(),
+        )
+        play.batches.append(batch)
+        self._batch, self._members = batch, frozenset(hosts)
+        for name in hosts:
+            self._state.hosts[name] = HostTrack(name=name, play=play.name, batch=batch.index)
+        if play.planned is not None:
+            problem = play.plan_problem(play.planned)
+            if problem:
+                self.warn_once(f"play {play.name!r}: the batch plan {play.planned} no longer fits: {problem}")
+                play.planned = None
+            self._announce()  # a later batch: the plan came with the first one
+
+    def _continues(self, name: str, hosts: list[str], batch: list[str]) -> bool:
+        """Is this play start the next serial batch of the play being tracked? Each batch starts a
+        copy of the play: the same name and hosts, and a batch of hosts that have not run yet."""
+        current = self._play
+        return (
+            current is not None
+            and name == current.name
+            and hosts == current.hosts
+            and bool(batch)
+            and not current.ran.intersection(batch)
+        )
+
     @guarded
     def v2_playbook_on_start(self, playbook: Any) -> None:
+        # The playbooks as given on the command line, in the order the executor starts them.
+        given = list(context.CLIARGS.get("args") or ())
+        index, self._playbooks_started = self._playbooks_started, self._playbooks_started + 1
         self._state = RunState(
-            playbook=str(getattr(playbook, "_file_name", "") or "") or None,
+            playbook=str(given[index]) if index < len(given) else None,
             check_mode=bool(context.CLIARGS.get("check")),
         )
         self._play, self._batch, self._members = None, None, frozenset()
 
     @guarded
-    def _next_batch_of_current_play(self, play: Any) -> bool:
-        """Is this play start the next serial batch of the play being tracked?
-
-        Each batch runs a copy of the play with the same uuid; under
-        ansible-runner the copies arrive with new uuids, so the same play
-        (name and host list) with batches still to come counts too.
-        """
-        current = self._play
-        if current is None:
-            return False
-        if current.uuid == play._uuid:
-            return True
-        inventory = play.get_variable_manager()._inventory  # no public accessor
-        every = [
-            str.__str__(h.name)
-            for h in inventory.get_hosts(play.hosts, order=play.order, ignore_restrictions=True)
-        ]
-        return (
-            str(play.get_name()) == current.name
-            and every == current.hosts
-            and current.planned is not None
-            and len(current.batches) < len(current.planned)
-        )
-
     def v2_playbook_on_play_start(self, play: Any) -> None:
-        same_play = self._next_batch_of_current_play(play)
-        if same_play:
+        # The play's hosts (--limit applied) and this batch's, as the play's tasks see them.
+        variables = play.get_variable_manager().get_vars(play=play)
+        hosts = [str.__str__(str(name)) for name in variables.get("ansible_play_hosts_all", ())]
+        batch = [str.__str__(str(name)) for name in variables.get("ansible_play_batch", ())]
+        name = str(play.get_name())
+        if self._continues(name, hosts, batch):
             self._close_batch()
         else:
             self._finish_play()
-            if not self._wants_report(play):
+            if not self._wants_report(play, variables):
                 return
-            self._play = self._open_play(play)
-            if not self._play.hosts:
-                self._say(f"{printable(self._play.name)}: no hosts matched, nothing to roll out")
+            self._play = self._open_play(play, hosts)
+            if not hosts:
+                self._say(f"{printable(name)}: no hosts matched, nothing to roll out")
                 return
-        play_track = self._play
-        if play_track is None:
+        if self._play is not None:
+            self._open_batch(self._play, batch)
+
+    @guarded
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
+        batch = self._batch
+        if batch is None or batch.announced or task.action == "gather_facts":  # facts come first
             return
-        # The executor restricted the inventory to this batch's hosts before the play started.
-        inventory = play.get_variable_manager()._inventory
-        hosts = [str.__str__(h.name) for h in inventory.get_hosts(play.hosts, order=play.order)]
-        if self._state.started_mono is None:
-            self._state.started_mono, self._state.started_at = monotonic(), utc_now()
-        batch = BatchTrack(
-            play=play_track.name,
-            index=len(play_track.batches) + 1,
-            hosts=hosts,
-            started_mono=monotonic(),
-            started_at=utc_now(),
-        )
-        play_track.batches.append(batch)
-        self._batch, self._members = batch, frozenset(hosts)
-        for name in hosts:
-            self._state.hosts[name] = HostTrack(name=name, play=play_track.name, batch=batch.index)
-        self._say(
-            f"batch {batch.index} of {play_track.total}: {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
-            f"({name_list(hosts)}) | " + self._progress(play_track, include_current=True)
-        )
+        batch.tasks += 1
+        if batch.tasks > 1:  # the plays publish their plan with their first task: none is coming
+            self._announce()
 
     # -- task results
 
@@ -1009,6 +800,8 @@ class CallbackModule(CallbackBase):
             merge_published(self._state.published, mine)
             if isinstance(data.get(RUN_STATS_KEY), Mapping):
                 self._state.run_data.update(plain(data[RUN_STATS_KEY]))
+            if PLAN_STATS_KEY in data:
+                self._adopt_plan(data[PLAN_STATS_KEY])
 
     @guarded
     def v2_runner_on_skipped(self, result: Any) -> None:
@@ -1028,7 +821,9 @@ class CallbackModule(CallbackBase):
     @guarded
     def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
         self._touch(result)
-        if not ignore_errors and not is_rescued(result.task):
+        # A failure a rescue section handles is recorded too (no event tells it apart while the
+        # play runs): forget_rescued drops it at the end, from the final stats.
+        if not ignore_errors:
             self._record_failure(result, "failed")
 
     @guarded
@@ -1057,6 +852,7 @@ class CallbackModule(CallbackBase):
 
     @guarded
     def v2_playbook_on_stats(self, stats: Any) -> None:
+        forget_rescued(self._state, stats)  # before the last batch's line, which comes now
         self._finish_play()
         state, self._state = self._state, RunState()
         if not state.plays:

@@ -67,6 +67,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, coll_fleet: FleetHandle) -
         "playbooks/site.yml",
         "plugins/modules/voice_release_build.py",
         "plugins/module_utils/voice_registry_client.py",
+        "plugins/module_utils/voice_report.py",
+        "plugins/module_utils/voice_report.html.j2",
+        "tools/report.py",
         "roles/voice_release/tasks/main.yml",
     }
     assert wanted <= names, sorted(wanted - names)

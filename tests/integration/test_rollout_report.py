@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -61,11 +62,14 @@ def run_rollout(
     *extra: str,
     env: dict[str, str] | None = None,
     inventory: str = "inventory.yml",
+    config: Path | None = None,
+    callback: str = "rollout_report",
+    playbook: Path = FIXTURES / "rollout.yml",
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
-        "ANSIBLE_CONFIG": str(repo_root / "ansible.cfg"),
-        "ANSIBLE_CALLBACKS_ENABLED": "rollout_report",
+        "ANSIBLE_CONFIG": str(config or repo_root / "ansible.cfg"),
+        "ANSIBLE_CALLBACKS_ENABLED": callback,
         "ANSIBLE_NOCOLOR": "1",
         "ROLLOUT_REPORT_DIR": str(report_dir),
         **(env or {}),
@@ -75,7 +79,7 @@ def run_rollout(
             "ansible-playbook",
             "-i",
             str(FIXTURES / inventory),
-            str(FIXTURES / "rollout.yml"),
+            str(playbook),
             "-e",
             json.dumps({"closed_port": closed_port}),
             *extra,
@@ -292,6 +296,128 @@ def test_max_fail_percentage_stops_after_the_batch_that_exceeds_it(
     )
 
 
+def test_a_play_that_publishes_no_plan_gets_no_batch_totals(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    """The callback reads the plan from the play, never works it out: without one, "batch k of ?",
+    and the hosts a stopped play never ran are one group."""
+    proc = run_rollout(repo_root, tmp_path, closed_port, "-e", "canary_fail=true", "-e", "publish_plan=false")
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    lines = rollout_lines(proc.stdout)
+    assert lines[0].startswith("[rollout] batch 1 of ?: 1 host (pi-01) | done 0, failed 0")
+    assert lines[1].startswith("[rollout] batch 1 of ? finished in")
+    assert lines[2] == (
+        "[rollout] STOPPED after batch 1 of ?: canary failed: every host in batch 1 failed; 7 hosts never ran"
+    )
+    report, _ = only_report(tmp_path)
+    assert report["plays"][0]["batches_planned"] is None
+    assert report["batches_not_run"] == [2]
+    assert [(b["index"], b["ran"], b["hosts"]) for b in report["batches"]] == [
+        (1, True, BATCHES[0]),
+        (2, False, BATCHES[1] + BATCHES[2]),
+    ]
+    assert report["totals"]["not_run"] == 7
+
+
+def test_a_plan_that_does_not_fit_the_play_is_named_and_not_used(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    # The play's serial is [1, 3, "50%"]; the plan published for [5] does not match what runs.
+    proc = run_rollout(repo_root, tmp_path, closed_port, "-e", json.dumps({"rollout_plan_serial": [5]}))
+    assert proc.returncode == 4, proc.stdout[-3000:]
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert (
+        "the published batch plan [5, 3] does not fit: it starts [5], the play ran batches of [1]" in output
+    )
+    unknown = re.compile(r"^\[rollout\] batch (\d) of \?: (\d) hosts? \(")
+    starts = [unknown.match(line) for line in rollout_lines(proc.stdout) if unknown.match(line)]
+    assert [(m[1], m[2]) for m in starts] == [("1", "1"), ("2", "3"), ("3", "4")]
+    report, _ = only_report(tmp_path)
+    assert report["plays"][0]["batches_planned"] is None
+    assert report["stopped_early"] is False
+    assert [b["hosts"] for b in report["batches"]] == BATCHES
+
+
+FACTS_PLAY = """
+- name: Gather facts, then publish the plan
+  hosts: pi-01:pi-02:pi-03
+  gather_facts: true
+  gather_subset: ["!all"]
+  serial: [1, 2]
+  vars:
+    rollout_report: true
+  tasks:
+    - name: Publish the batch plan
+      ansible.builtin.import_tasks: {tasks}
+      vars:
+        rollout_plan_serial: [1, 2]
+"""
+
+
+def test_the_plan_after_fact_gathering_is_still_the_first_task(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    playbook = tmp_path / "facts.yml"
+    playbook.write_text(FACTS_PLAY.format(tasks=repo_root / "playbooks" / "tasks" / "report_plan.yml"))
+    # Facts gathered every time (ansible.cfg's smart gathering would skip cached ones), cached nowhere.
+    facts = {"ANSIBLE_GATHERING": "implicit", "ANSIBLE_CACHE_PLUGIN": "memory"}
+    proc = run_rollout(repo_root, tmp_path / "reports", closed_port, playbook=playbook, env=facts)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.count("TASK [Gathering Facts]") == 2, proc.stdout[-3000:]
+    starts = [START_LINE.match(line) for line in rollout_lines(proc.stdout) if START_LINE.match(line)]
+    assert [(int(m[1]), int(m[2]), int(m[3])) for m in starts] == [(1, 2, 1), (2, 2, 2)]
+
+
+RESCUE_PLAY = """
+- name: Update with a rescue and no published outcome
+  hosts: pi-01:pi-02:pi-03
+  gather_facts: false
+  vars:
+    rollout_report: true
+  tasks:
+    - name: Try the update
+      block:
+        - name: Fail on the first device
+          ansible.builtin.fail:
+            msg: a transient error
+          when: inventory_hostname == 'pi-01'
+      rescue:
+        - name: Carry on after the transient error
+          ansible.builtin.debug:
+            msg: recovered
+    - name: Fail for good on the second device
+      ansible.builtin.fail:
+        msg: broken for good
+      when: inventory_hostname == 'pi-02'
+"""
+
+
+def test_a_failure_a_rescue_handled_is_no_failure_of_the_host(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    playbook = tmp_path / "rescue.yml"
+    playbook.write_text(RESCUE_PLAY)
+    proc = run_rollout(repo_root, tmp_path / "reports", closed_port, playbook=playbook)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    # The last batch's line comes with the final stats: it knows the rescue already.
+    assert any(
+        line.startswith("[rollout] batch 1 of ? finished in") and ": 1 failed, 2 unreported (pi-02) |" in line
+        for line in rollout_lines(proc.stdout)
+    )
+    report, _ = only_report(tmp_path / "reports")
+    hosts = report["hosts"]
+    assert {name: host["outcome"] for name, host in hosts.items()} == {
+        "pi-01": "unreported",
+        "pi-02": "failed",
+        "pi-03": "unreported",
+    }
+    assert hosts["pi-01"]["error"] == "the play published no outcome for this host"
+    assert (hosts["pi-02"]["step"], hosts["pi-02"]["error"]) == (
+        "Fail for good on the second device",
+        "broken for good",
+    )
+
+
 def test_zero_hosts_still_make_a_report_with_the_chosen_prefix(
     repo_root: Path, tmp_path: Path, closed_port: int
 ) -> None:
@@ -375,6 +501,54 @@ def test_ansible_runner_runs_it_beside_its_own_stdout_callback(
     assert progress[0].startswith("[rollout] batch 1 of 3: 1 host (pi-01)")
     assert any("STOPPED after batch 1 of 3" in line for line in progress)
     assert any(e["event"] == "playbook_on_stats" for e in runner.events)
+
+
+def test_the_installed_collection_renders_with_its_own_template(
+    repo_root: Path, tmp_path: Path, closed_port: int
+) -> None:
+    """The built collection, installed: the callback by its full name and tools/report.py find the
+    page's template in the installed plugins/module_utils (marked here), not in a checkout."""
+
+    def galaxy(*args: str) -> None:
+        proc = subprocess.run(
+            ["ansible-galaxy", "collection", *args], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    galaxy("build", "--output-path", str(tmp_path / "dist"), str(repo_root))
+    (tarball,) = (tmp_path / "dist").glob("javia-voice_fleet-*.tar.gz")
+    collections = tmp_path / "collections"
+    galaxy("install", "--force", "-p", str(collections), str(tarball))
+    copy = collections / "ansible_collections" / "javia" / "voice_fleet"
+    template = copy / "plugins" / "module_utils" / "voice_report.html.j2"
+    template.write_text(template.read_text() + "<!-- the installed copy -->\n")
+    config = tmp_path / "ansible.cfg"
+    config.write_text(f"[defaults]\ncollections_path = {collections}\ncollections_scan_sys_path = false\n")
+    reports = tmp_path / "reports"
+    proc = run_rollout(
+        repo_root,
+        reports,
+        closed_port,
+        "-e",
+        "target=pi-01:pi-02",
+        config=config,
+        callback="javia.voice_fleet.rollout_report",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report, json_path = only_report(reports)
+    assert sorted(report["hosts"]) == ["pi-01", "pi-02"]
+    assert "<!-- the installed copy -->" in json_path.with_suffix(".html").read_text()
+    page = tmp_path / "again.html"
+    # -I: no PYTHONPATH; the venv's link to a checkout stays on sys.path, behind the installed copy.
+    rendered = subprocess.run(
+        [sys.executable, "-I", str(copy / "tools" / "report.py"), "render", str(json_path), "-o", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert page.read_text() == json_path.with_suffix(".html").read_text()
 
 
 def test_ansible_doc_documents_the_options(repo_root: Path) -> None:

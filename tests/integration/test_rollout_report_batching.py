@@ -1,39 +1,37 @@
-"""The rollout_report callback's batch arithmetic against ansible-core's own, and its report builder.
+"""The batch plan the rollout plays publish against ansible-core's own split, and the report builder.
 
-`serial_batch_sizes` must split hosts exactly as `PlaybookExecutor._get_serialized_batches` does:
-checked here against that very method, on a real inventory and a real, post-validated play.
+The plays publish their plan with the filter `javia.voice_fleet.voice_serial_batches`
+(playbooks/tasks/report_plan.yml), and the callback believes it: the filter must split hosts
+exactly as `PlaybookExecutor._get_serialized_batches` does, checked here against that very method,
+on a real inventory and a real, post-validated play.
 The report builder and the page are checked on edge cases that a short play cannot produce cheaply:
 zero hosts, a large fleet, an outcome the contract does not name, two reports in the same second.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from ansible.executor.playbook_executor import PlaybookExecutor
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play import Play
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
-
-PLUGIN = Path(__file__).resolve().parents[2] / "callback_plugins" / "rollout_report.py"
+from ansible_collections.javia.voice_fleet.plugins.callback import rollout_report
+from ansible_collections.javia.voice_fleet.plugins.filter.voice_rollout import voice_serial_batches
+from ansible_collections.javia.voice_fleet.plugins.module_utils import voice_report
 
 
 @pytest.fixture(scope="module")
 def plugin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rollout_report_under_test", PLUGIN)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    """The callback by its full name, as Ansible loads it from the collection."""
+    return rollout_report
 
 
 SERIALS = [
@@ -73,21 +71,21 @@ def executor_batch_sizes(serial: object, count: int) -> list[int]:
 
 
 @pytest.mark.parametrize("serial", SERIALS, ids=[repr(s) for s in SERIALS])
-def test_batch_sizes_match_the_playbook_executor(plugin: ModuleType, serial: object) -> None:
+def test_batch_sizes_match_the_playbook_executor(serial: object) -> None:
     for count in HOST_COUNTS:
         expected = executor_batch_sizes(serial, count)
-        assert plugin.serial_batch_sizes(serial, count) == expected, (serial, count)
+        assert voice_serial_batches(serial, count) == expected, (serial, count)
         assert sum(expected) == count
 
 
-def test_default_rollout_serial_on_a_fleet_of_20(plugin: ModuleType) -> None:
+def test_default_rollout_serial_on_a_fleet_of_20() -> None:
     # The rollout's default: a canary, then 10% (2), 50% (10), then 100% of what is left (7).
-    assert plugin.serial_batch_sizes([1, "10%", "50%", "100%"], 20) == [1, 2, 10, 7]
+    assert voice_serial_batches([1, "10%", "50%", "100%"], 20) == [1, 2, 10, 7]
 
 
-def test_a_bad_serial_value_is_named(plugin: ModuleType) -> None:
-    with pytest.raises(ValueError, match="'ten'"):
-        plugin.serial_batch_sizes(["ten"], 5)
+def test_a_bad_serial_value_is_named() -> None:
+    with pytest.raises(AnsibleFilterError, match="'ten'"):
+        voice_serial_batches(["ten"], 5)
 
 
 @pytest.mark.parametrize(
@@ -102,19 +100,18 @@ def test_a_bad_serial_value_is_named(plugin: ModuleType) -> None:
         (3725, "1:02:05"),
     ],
 )
-def test_format_duration(plugin: ModuleType, seconds: float | None, text: str) -> None:
-    assert plugin.format_duration(seconds) == text
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert voice_report.format_duration(seconds) == text
 
 
 def run_state(plugin: ModuleType, hosts: list[str], serial: list[object], outcomes: dict[str, str]) -> object:
     """A finished run as the callback records it: every planned batch ran, each host published."""
     start = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
     play = plugin.PlayTrack(
-        uuid="u",
         name="Roll out",
         serial=serial,
         hosts=hosts,
-        planned=plugin.serial_batch_sizes(serial, len(hosts)),
+        planned=voice_serial_batches(serial, len(hosts)),
         max_fail_percentage=None,
         any_errors_fatal=False,
         concurrency=20,
@@ -147,7 +144,7 @@ def test_zero_hosts_make_a_report_and_a_page(plugin: ModuleType) -> None:
     assert report["batches"] == []
     assert report["totals"]["hosts"] == 0
     assert report["stopped_early"] is False
-    page = plugin.render_html(report)
+    page = voice_report.render_html(report)
     assert "No hosts matched the play." in page
     assert "No batch ran" in page
 
@@ -162,14 +159,16 @@ def test_a_large_fleet_draws_one_timeline_row_per_batch(plugin: ModuleType) -> N
     assert report["totals"]["failed"] == 1
     assert report["totals"]["rolled_back"] == 1
     assert report["totals"]["completed"] == 498
-    geometry = plugin.timeline_geometry(report)
+    geometry = voice_report.timeline_geometry(report)
     host_rows = [row for row in geometry["rows"] if row["kind"] == "host"]
     assert len(host_rows) == 4  # one per batch, not 500
     # Batch 2 holds the failure: its row has a completed and a failed segment, sized by share.
     segments = {bar["fill"]: bar["w"] for bar in host_rows[1]["bars"]}
-    assert set(segments) == {plugin.colour("completed"), plugin.colour("failed")}
-    assert segments[plugin.colour("completed")] == pytest.approx(49 * segments[plugin.colour("failed")])
-    page = plugin.render_html(report)
+    assert set(segments) == {voice_report.colour("completed"), voice_report.colour("failed")}
+    assert segments[voice_report.colour("completed")] == pytest.approx(
+        49 * segments[voice_report.colour("failed")]
+    )
+    page = voice_report.render_html(report)
     assert page.count("<tr") == 1 + 500 + 1 + 4  # hosts table (head + rows), batches table (head + rows)
 
 
@@ -179,8 +178,8 @@ def test_an_outcome_outside_the_contract_is_shown_as_published(plugin: ModuleTyp
     assert report["hosts"]["pi-2"]["outcome"] == "postponed"
     assert report["totals"]["postponed"] == 1
     assert report["totals"]["hosts"] == 2
-    page = plugin.render_html(report)
-    assert plugin.OTHER_COLOUR in page
+    page = voice_report.render_html(report)
+    assert voice_report.OTHER_COLOUR in page
     assert ">postponed<" in page
 
 
@@ -230,9 +229,11 @@ def test_pull_devices_are_shown_from_their_registry_rows(plugin: ModuleType) -> 
     report = plugin.build_report(state, datetime(2026, 11, 22, 2, 1, tzinfo=UTC), custom)
     assert report["run"]["pull_devices"] == pull, "the JSON report holds them"
     assert "pi-9" not in report["hosts"], "no host of the run"
-    page = plugin.render_html(report)
+    page = voice_report.render_html(report)
     section = page[page.index('id="pull"') :]
     assert "pi-9" in section and "1.3.0" in section and "2026-12-01 02:10:00 UTC" in section
     assert "pi-8" in section and "never" in section
-    without = plugin.render_html(plugin.build_report(state, datetime(2026, 11, 22, 2, 1, tzinfo=UTC), {}))
+    without = voice_report.render_html(
+        plugin.build_report(state, datetime(2026, 11, 22, 2, 1, tzinfo=UTC), {})
+    )
     assert 'id="pull"' not in without
