@@ -244,6 +244,10 @@ class Stack:
             raise StackError(f"PostgreSQL {PG_MAJOR} is not installed ({path} missing)")
         return str(path)
 
+    def pg_ctl(self, *args: str) -> list[str]:
+        """pg_ctl on this stack's data directory, as the postgres user."""
+        return ["runuser", "-u", "postgres", "--", self.pg_bin("pg_ctl"), *args, "-D", str(self.pgdata)]
+
     def nginx_bin(self) -> str:
         if not shutil.which("nginx"):
             subprocess.run([str(ROOT / "scripts" / "ensure-apt"), "nginx-light"], check=True)
@@ -301,7 +305,7 @@ class Stack:
         if not (self.pgdata / "PG_VERSION").exists():
             return False
         proc = subprocess.run(
-            ["runuser", "-u", "postgres", "--", self.pg_bin("pg_ctl"), "status", "-D", str(self.pgdata)],
+            self.pg_ctl("status"),
             capture_output=True,
             check=False,
         )
@@ -356,23 +360,7 @@ class Stack:
             "-c max_connections=200 -c fsync=off -c synchronous_commit=off"
         )
         run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                self.pg_bin("pg_ctl"),
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                str(self.pgdata),
-                "-l",
-                str(logfile),
-                "-o",
-                opts,
-            ],
+            self.pg_ctl("start", "-w", "-t", "60", "-l", str(logfile), "-o", opts),
             what=f"starting PostgreSQL (log: {logfile})",
         )
 
@@ -616,19 +604,7 @@ http {{
         if self.postgres_running():
             log("Stopping PostgreSQL")
             run(
-                [
-                    "runuser",
-                    "-u",
-                    "postgres",
-                    "--",
-                    self.pg_bin("pg_ctl"),
-                    "stop",
-                    "-w",
-                    "-m",
-                    "fast",
-                    "-D",
-                    str(self.pgdata),
-                ],
+                self.pg_ctl("stop", "-w", "-m", "fast"),
                 what="stopping PostgreSQL",
             )
         print(f"registry stack down (data and keys kept in {STACK})")
@@ -645,11 +621,8 @@ http {{
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
