@@ -6,12 +6,10 @@ plugins/module_utils/voice_report.py (the one renderer, also behind tools/report
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +25,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
 from ansible.template import Templar
+from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import write_atomic
 from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_report import (
     DONE_OUTCOMES,
     FAILED_OUTCOMES,
@@ -511,18 +510,6 @@ def build_report(state: RunState, finished_at: datetime, custom: Mapping[str, An
     )
 
 
-def write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-        temporary = Path(handle.name)
-    try:
-        temporary.chmod(0o644)
-        temporary.replace(path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-
-
 def write_report(report: Mapping[str, Any], directory: Path, prefix: str, html: bool) -> list[Path]:
     """`<prefix>-<UTC stamp>.json` (+ `.html`) never overwriting an earlier run's, then latest.*."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -540,12 +527,12 @@ def write_report(report: Mapping[str, Any], directory: Path, prefix: str, html: 
     else:  # pragma: no cover - a thousand reports in one second
         raise FileExistsError(f"no free report name for {prefix}-{stamp} in {directory}")
     written = [json_path]
-    write_atomically(directory / "latest.json", document)
+    write_atomic(str(directory / "latest.json"), document)
     if html:
         page = render_html(report)
         html_path = json_path.with_suffix(".html")
         html_path.write_text(page, encoding="utf-8")
-        write_atomically(directory / "latest.html", page)
+        write_atomic(str(directory / "latest.html"), page)
         written.append(html_path)
     return written
 
