@@ -117,7 +117,7 @@ class Bench:
         os.environ.setdefault("VF_STACK_PORT", DEFAULT_STACK_PORT)
         sh(sys.executable, str(ROOT / "tools" / "stack.py"), "up")
         self.stack = stack_env()
-        self.fleet = Fleet(self.stack, prefix=PREFIX, port_base=PORT_BASE, state_dir=STATE_DIR)
+        self.fleet = Fleet(stack=self.stack, prefix=PREFIX, port_base=PORT_BASE, state_dir=STATE_DIR)
         WORK.mkdir(parents=True, exist_ok=True)
         self.player = Player(self.fleet, WORK)
         self.key = WORK / "publisher.key"

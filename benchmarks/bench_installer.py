@@ -133,7 +133,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     try:
-        result = measure(Fleet(stack_env()), args.host, args.runs, BENCH_DIR / "wheelhouse")
+        result = measure(Fleet(stack=stack_env()), args.host, args.runs, BENCH_DIR / "wheelhouse")
     except BenchError as exc:
         sys.exit(f"bench_installer: {exc}")
     result["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}

@@ -115,7 +115,7 @@ NO_PERSIST_SSH_ARGS = "-o ControlMaster=no -o ServerAliveInterval=15 -o ServerAl
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.fleet = Fleet(stack_env())
+        self.fleet = Fleet(stack=stack_env())
         self.player = Player(self.fleet, BENCH_DIR)
         self.names = self.fleet.names(args.hosts)
         self.v2_source = BENCH_DIR / "sources" / V2 / "voice_client"

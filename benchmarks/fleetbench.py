@@ -41,6 +41,7 @@ STATE_DIR = ROOT / ".cache" / "fleet-bench"
 
 # The registry stack's own reader of the env file it writes.
 sys.path.insert(0, str(ROOT / "tools"))
+import simfleet.model  # noqa: E402
 from stack import read_env_file, stack_dir  # noqa: E402
 
 
@@ -101,22 +102,14 @@ def run_summary(runs: list[PlayRun]) -> dict[str, Any]:
 # --- the fleet ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Fleet:
-    """The benchmark's own simulated fleet."""
+@dataclasses.dataclass(frozen=True)
+class Fleet(simfleet.model.Fleet):
+    """The benchmark's own simulated fleet (its names and files are the fleet tool's)."""
 
-    stack: dict[str, str]
     prefix: str = PREFIX
     port_base: int = PORT_BASE
     state_dir: Path = STATE_DIR
-
-    @property
-    def group(self) -> str:
-        return "fleet_" + self.prefix.replace("-", "_")
-
-    @property
-    def inventory(self) -> Path:
-        return self.state_dir / "inventory"
+    stack: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def names(self, count: int) -> list[str]:
         return [f"{self.prefix}-{i:02d}" for i in range(1, count + 1)]
