@@ -52,6 +52,15 @@ options:
   result_timeout:
     description: Seconds the module waits for the gate's result. Default I(health_seconds) + 120.
     type: float
+  keep:
+    description:
+      - After the release is active (activated, or active already), keep the newest I(keep) complete
+        releases under I(base)/releases (newest by their completion marker) and remove the older
+        ones and every incomplete directory (the leftovers of failed builds). The active and the
+        previous release are never removed. C(0) removes nothing.
+      - A directory that cannot be removed is named in RV(prune_errors); it never fails the task.
+    type: int
+    default: 0
 requirements: [systemd, python3 on the device, root]
 notes:
   - C(changed) is true whenever the links moved (also when the release was then rolled back), or
@@ -107,6 +116,14 @@ last_gate:
 finished_at: {description: When the gate wrote its result (UTC)., type: str, returned: when a gate ran}
 waited_for:
   description: Gates of earlier runs (connection lost) that this run waited for before it began.
+  type: list
+  returned: when there were any
+pruned:
+  description: Release directories removed after the activation (O(keep)).
+  type: list
+  returned: when the release is active and O(keep) is set
+prune_errors:
+  description: Release directories that could not be removed, with the reason.
   type: list
   returned: when there were any
 """
@@ -396,6 +413,41 @@ def _complete_releases(releases):
     return [n for n in names if os.path.isfile(os.path.join(releases, n, MARKER))]
 
 
+def prune_releases(releases, keep, protect):
+    """Remove the incomplete release directories and the complete ones past the newest `keep`.
+
+    Newest by the completion marker's mtime; `protect` (active, previous, this release) stays.
+    Returns (removed, errors); an error never stops the rest.
+    """
+    try:
+        names = [n for n in os.listdir(releases) if not n.startswith(".")]
+    except OSError:
+        return [], []
+    dirs = [
+        n
+        for n in names
+        if os.path.isdir(os.path.join(releases, n)) and not os.path.islink(os.path.join(releases, n))
+    ]
+    markers = {}
+    for name in dirs:
+        try:
+            markers[name] = os.path.getmtime(os.path.join(releases, name, MARKER))
+        except OSError:
+            continue
+    complete = sorted(markers, key=lambda n: (markers[n], n), reverse=True)
+    doomed = sorted({n for n in dirs if n not in markers} | set(complete[keep:]))
+    removed, errors = [], []
+    for name in doomed:
+        if name in protect:
+            continue
+        try:
+            shutil.rmtree(os.path.join(releases, name))
+            removed.append(name)
+        except OSError as exc:
+            errors.append(f"{name}: {exc.strerror or exc}")
+    return removed, errors
+
+
 def _result_path(job_path):
     return job_path[: -len(".json")] + ".result.json"
 
@@ -515,6 +567,16 @@ class Activation:
             waited.append(unit)
         return waited
 
+    def prune(self, links):
+        """Old releases removed once this one is active (keep); the result's fields."""
+        keep = self.module.params["keep"]
+        if not keep or self.module.check_mode:
+            return {}
+        # What the caller saw and what the links say now: neither is ever removed.
+        protect = {self.release, links.get("active", ""), links.get("previous", ""), *self.links().values()}
+        removed, errors = prune_releases(os.path.join(self.base, "releases"), keep, protect)
+        return {"pruned": removed, **({"prune_errors": errors} if errors else {})}
+
     def keep_running(self, links, extra):
         """The release is active already: start the unit only if it is not active."""
         _rc, out, _err = _run(self.module, ["systemctl", "is-active", self.service])
@@ -523,8 +585,9 @@ class Activation:
             # A unit stopped by its start limit stays refused until the failure is reset.
             _run(self.module, ["systemctl", "reset-failed", self.service])
             _run(self.module, ["systemctl", "start", self.service], check=True)
+        extra = {**extra, **self.prune(links)}
         self.module.exit_json(
-            changed=start,
+            changed=start or bool(extra.get("pruned")),
             outcome="would_start" if start and self.module.check_mode else "unchanged",
             msg=f"release {self.release} is already active" + (f"; started {self.service}" if start else ""),
             release=self.release,
@@ -595,6 +658,7 @@ class Activation:
                 changed=True,
                 **result,
             )
+        result.update(self.prune(result))
         if outcome == "activated":
             msg = (
                 f"release {self.release} is active (previous: {result.get('previous') or 'none'}); "
@@ -602,7 +666,9 @@ class Activation:
             )
         else:
             msg = f"release {self.release} is already active"
-        self.module.exit_json(changed=outcome == "activated", msg=msg, **result)
+        if result.get("prune_errors"):
+            msg += f"; could not remove old releases: {'; '.join(result['prune_errors'])}"
+        self.module.exit_json(changed=outcome == "activated" or bool(result.get("pruned")), msg=msg, **result)
 
     def run(self):
         self.check_release()
@@ -654,6 +720,7 @@ ARGUMENT_SPEC = {
     "env_file": {"type": "path", "default": "/etc/voice-client/voice-client.env"},
     "poll_interval": {"type": "float", "default": 0.5},
     "result_timeout": {"type": "float"},
+    "keep": {"type": "int", "default": 0},
 }
 
 

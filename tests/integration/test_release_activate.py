@@ -475,3 +475,42 @@ def test_a_unit_at_its_start_limit_still_takes_a_new_release_and_restarts(device
         assert running_release() == target
     finally:
         sh(f"rm -rf {dropin} && systemctl daemon-reload && systemctl reset-failed {SERVICE}")
+
+
+def test_keep_removes_old_and_incomplete_releases_never_the_active_or_previous(device):
+    """keep=N after a switch: the N newest complete releases (by marker) stay, with current and previous."""
+    olds = ["0.1.0-0101aaaa", "0.2.0-0202bbbb"]
+    for release in olds:
+        make_release(release)
+    sh(f"mkdir -p {BASE}/releases/.staging")  # not a release: hidden names are never touched
+    ages = {olds[0]: "2020-01-01", olds[1]: "2020-02-01", GOOD1: "2021-01-01", GOOD2: "2021-02-01"}
+    ages |= {
+        BAD: "2022-01-01",
+        LATE: "2022-02-01",
+        WRONG: "2022-03-01",
+        DEAD: "2024-05-01",
+        SICK: "2024-06-01",
+    }
+    for release, day in ages.items():
+        sh(f"touch -d {day} {BASE}/releases/{release}/.build-complete")
+    target, before = (GOOD1, GOOD2) if link("current") == f"releases/{GOOD2}" else (GOOD2, GOOD1)
+
+    def present() -> set[str]:
+        return set(sh(f"ls -A {BASE}/releases").stdout.split())
+
+    everything = present()
+    assert {*ages, INCOMPLETE, ".staging"} <= everything
+    check = activate(check=True, release=target, keep=2)
+    assert check["outcome"] == "would_activate" and "pruned" not in check, check
+    assert present() == everything
+
+    result = activate(release=target, health_seconds=1, keep=2)
+    assert result.get("outcome") == "activated" and not result.get("failed"), result.get("msg")
+    assert link("current") == f"releases/{target}" and link("previous") == f"releases/{before}"
+    # The two newest markers (SICK, DEAD), and the active and previous releases, older as they are.
+    assert present() == {SICK, DEAD, GOOD1, GOOD2, ".staging"}
+    assert sorted(result["pruned"]) == sorted(everything - {SICK, DEAD, GOOD1, GOOD2, ".staging"})
+    assert running_release() == target
+
+    again = activate(release=target, health_seconds=1, keep=2)
+    assert again["outcome"] == "unchanged" and again["changed"] is False and again["pruned"] == [], again

@@ -88,6 +88,7 @@ DEFAULTS = {
     "VOICE_AGENT_WINDOW_MINUTES": "60",
     "VOICE_AGENT_URGENT_IDLE_SECONDS": "3600",
     "VOICE_AGENT_HEALTH_SECONDS": "10",
+    "VOICE_AGENT_KEEP_RELEASES": "3",
     "VOICE_AGENT_IMPORT_CHECK": "voice_client",
     "VOICE_AGENT_SELFCHECK_USER": "voice-client",
     "VOICE_AGENT_ENV_FILE": "/etc/voice-client/voice-client.env",
@@ -145,6 +146,12 @@ def read_config(path: str) -> dict[str, str]:
                 float(values[key])
             except ValueError:
                 raise ConfigError(f"{path}: {key}={values[key]!r} is not a number") from None
+    keep = values["VOICE_AGENT_KEEP_RELEASES"]
+    if not keep.isdigit() or int(keep) < 2:
+        raise ConfigError(
+            f"{path}: VOICE_AGENT_KEEP_RELEASES={keep!r} is not a whole number >= 2 "
+            "(the active and the previous release are always kept)"
+        )
     return values
 
 
@@ -656,7 +663,10 @@ class Agent:
             error = f'step "{step}" failed: {built.get("error") or built.get("msg")}'
         else:
             health = int(float(self.cfg["VOICE_AGENT_HEALTH_SECONDS"]))
-            result = voice_release_activate.activate({"release": release, "health_seconds": health})
+            keep = int(self.cfg["VOICE_AGENT_KEEP_RELEASES"])
+            result = voice_release_activate.activate(
+                {"release": release, "health_seconds": health, "keep": keep}
+            )
             outcome = result.get("outcome", "failed")
             self.active, self.marker = active_release()
             if outcome in ("activated", "unchanged") and not result.get("failed"):

@@ -1,0 +1,56 @@
+"""The pull agent's settings: a bad value stops the agent (exit 2) and names the key and the value.
+
+The agent runs as deployed: its file with push's module files copied beside it (the role's
+_voice_agent_shared_files), with the system Python of the device and no Ansible.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = [
+    ROOT / "plugins/modules/voice_release_build.py",
+    ROOT / "plugins/modules/voice_release_activate.py",
+    ROOT / "filter_plugins/maintenance_window.py",
+    ROOT / "plugins/module_utils/voice_fleet_files.py",
+]
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Path:
+    directory = tmp_path / "agent"
+    directory.mkdir()
+    for path in [ROOT / "roles/voice_agent/files/voice_agent.py", *SHARED]:
+        shutil.copy(path, directory / path.name)
+    return directory / "voice_agent.py"
+
+
+def run_agent(agent: Path, config: str) -> subprocess.CompletedProcess:
+    path = agent.parent / "agent.env"
+    path.write_text("VOICE_AGENT_REGISTRY_URL=http://127.0.0.1:9/\nVOICE_AGENT_TOKEN=t\n" + config)
+    return subprocess.run(
+        [sys.executable, str(agent), "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-3", "three", "2.5", ""])
+def test_keeping_fewer_than_two_releases_is_refused_by_name(agent, value):
+    proc = run_agent(agent, f"VOICE_AGENT_KEEP_RELEASES={value}\n")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"VOICE_AGENT_KEEP_RELEASES={value!r} is not a whole number >= 2" in proc.stdout
+
+
+def test_a_number_setting_that_is_not_a_number_is_refused_by_name(agent):
+    proc = run_agent(agent, "VOICE_AGENT_HEALTH_SECONDS=ten\n")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "VOICE_AGENT_HEALTH_SECONDS='ten' is not a number" in proc.stdout
