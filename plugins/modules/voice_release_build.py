@@ -47,6 +47,15 @@ options:
   incoming:
     description: A tar file of wheels to add to O(wheel_dir); deleted once read.
     type: path
+  send:
+    description:
+      - Controller side (the action plugin of the same name). Wheel file name to its path on the
+        controller, for the wheels the device lacks. They are packed into one tar under O(pack_dir)
+        and put on the device by this task, as O(incoming). Not with O(incoming).
+    type: dict
+  pack_dir:
+    description: Controller side, with O(send) - where the controller keeps the packed tars.
+    type: path
   previous_release_dir:
     description: The active release, whose installed distributions may be reused. Never modified.
     type: path
@@ -758,6 +767,9 @@ ARGUMENT_SPEC = {
     "requirements": {"type": "str", "required": True},
     "wheels": {"type": "dict", "required": True},
     "incoming": {"type": "path"},
+    # Taken by the action plugin on the controller; a module run never sees them set.
+    "send": {"type": "dict"},
+    "pack_dir": {"type": "path"},
     "previous_release_dir": {"type": "path"},
     "python": {"type": "path", "default": "/usr/bin/python3"},
     "pip_wheel": {"type": "path"},
@@ -771,6 +783,11 @@ ARGUMENT_SPEC = {
 
 def check_arguments(p: dict, release: str) -> list[dict]:
     """Validate and normalise the arguments (in place); the release's requirements."""
+    if p.get("send"):
+        raise BuildError(
+            "arguments",
+            "send is packed and sent by the action plugin on the controller (a module run never sees it)",
+        )
     if release in ("", ".", "..") or p["release_dir"] == "/":
         raise BuildError("arguments", f"release_dir {p['release_dir']!r} names no release")
     if p["marker"].get("release", release) != release:
