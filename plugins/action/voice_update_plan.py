@@ -17,7 +17,8 @@ inputs), ``var_names`` (more variable names that are inputs, e.g. timezone),
 the stamp instead of only comparing), ``force`` (say the provisioning must run),
 ``lock``/``lock_owner``/``lock_wait`` (the device's update lock, passed on to
 the module).
-Returns the module's result plus ``inputs`` (the hash).
+Returns the module's result plus ``inputs`` (the hash), ``started_at`` (UTC, when
+the read began) and ``controller`` (this controller's host name).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,7 @@ class ActionModule(ActionBase):
         args = self._task.args
         if args.get("lock") == "acquire":
             return {**result, **self._acquire(task_vars)}
+        started_at = datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z"
         roles = [os.path.expanduser(str(r)) for r in args.get("roles") or []]
         wanted = set(role_options(roles)) | {str(n) for n in args.get("var_names") or []}
         names = sorted(n for n in wanted if n in task_vars)
@@ -143,7 +146,8 @@ class ActionModule(ActionBase):
             task_vars=task_vars,
         )
         result.update(state)
-        result["inputs"] = inputs
+        # For the report and the lock's owner: when this host's update began, and where.
+        result.update(inputs=inputs, started_at=started_at, controller=socket.gethostname())
         if args.get("force") and not args.get("write_stamp"):
             result["provision_needed"] = True
             reasons = list(state.get("provision_reasons") or [])

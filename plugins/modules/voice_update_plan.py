@@ -63,6 +63,14 @@ inputs:
   description: The hash of the provisioning's inputs on the controller.
   returned: always
   type: str
+started_at:
+  description: When the device read began (UTC, ISO 8601 with Z), by the controller's clock.
+  returned: when the device was read
+  type: str
+controller:
+  description: The host name of the controller that read the device (it names a lock's owner).
+  returned: when the device was read
+  type: str
 provision:
   description: The module's verdict on the provisioning, with its reasons.
   returned: success
