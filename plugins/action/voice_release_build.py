@@ -19,6 +19,7 @@ module on localhost, and no separate task creates a directory or copies a file.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tarfile
@@ -53,17 +54,22 @@ def pack(send: dict[str, str], wheels: dict[str, str], pack_dir: str) -> str:
     target = os.path.join(pack_dir, packed_name(send, wheels))
     if os.path.isfile(target):
         return target
-    fd, part = tempfile.mkstemp(dir=pack_dir, prefix=".packing-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-            for name in sorted(send):
-                tar.add(send[name], arcname=name, recursive=False)
-        os.chmod(part, 0o644)
-        os.replace(part, target)  # another worker packing the same wheels writes the same bytes
-    except BaseException:
-        if os.path.exists(part):
-            os.unlink(part)
-        raise
+    # The batch's workers start at once: one packs, the others wait for its file.
+    with open(os.path.join(pack_dir, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isfile(target):
+            return target
+        fd, part = tempfile.mkstemp(dir=pack_dir, prefix=".packing-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+                for name in sorted(send):
+                    tar.add(send[name], arcname=name, recursive=False)
+            os.chmod(part, 0o644)
+            os.replace(part, target)
+        except BaseException:
+            if os.path.exists(part):
+                os.unlink(part)
+            raise
     return target
 
 

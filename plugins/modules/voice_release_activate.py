@@ -405,12 +405,23 @@ def _unit_state(module, unit):
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def _complete_releases(releases):
+def _release_dirs(releases):
+    """Release directories (no hidden names, no links) -> their completion marker's mtime, or None."""
     try:
-        names = sorted(os.listdir(releases))
+        names = sorted(n for n in os.listdir(releases) if not n.startswith("."))
     except OSError:
-        return []
-    return [n for n in names if os.path.isfile(os.path.join(releases, n, MARKER))]
+        return {}
+    found = {}
+    for name in names:
+        path = os.path.join(releases, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            marker = os.path.join(path, MARKER)
+            found[name] = os.path.getmtime(marker) if os.path.isfile(marker) else None
+    return found
+
+
+def _complete_releases(releases):
+    return [name for name, marked in _release_dirs(releases).items() if marked is not None]
 
 
 def prune_releases(releases, keep, protect):
@@ -419,21 +430,8 @@ def prune_releases(releases, keep, protect):
     Newest by the completion marker's mtime; `protect` (active, previous, this release) stays.
     Returns (removed, errors); an error never stops the rest.
     """
-    try:
-        names = [n for n in os.listdir(releases) if not n.startswith(".")]
-    except OSError:
-        return [], []
-    dirs = [
-        n
-        for n in names
-        if os.path.isdir(os.path.join(releases, n)) and not os.path.islink(os.path.join(releases, n))
-    ]
-    markers = {}
-    for name in dirs:
-        try:
-            markers[name] = os.path.getmtime(os.path.join(releases, name, MARKER))
-        except OSError:
-            continue
+    dirs = _release_dirs(releases)
+    markers = {name: marked for name, marked in dirs.items() if marked is not None}
     complete = sorted(markers, key=lambda n: (markers[n], n), reverse=True)
     doomed = sorted({n for n in dirs if n not in markers} | set(complete[keep:]))
     removed, errors = [], []

@@ -12,21 +12,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = [
-    ROOT / "plugins/modules/voice_release_build.py",
-    ROOT / "plugins/modules/voice_release_activate.py",
-    ROOT / "filter_plugins/maintenance_window.py",
-    ROOT / "plugins/module_utils/voice_fleet_files.py",
-]
+ROLE = ROOT / "roles" / "voice_agent"
+
+
+def shared_files() -> list[Path]:
+    """The files the role copies beside the agent (_voice_agent_shared_files), as paths here."""
+    listed = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["_voice_agent_shared_files"]
+    return [Path(entry.replace("{{ role_path }}", str(ROLE))).resolve() for entry in listed]
 
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Path:
     directory = tmp_path / "agent"
     directory.mkdir()
-    for path in [ROOT / "roles/voice_agent/files/voice_agent.py", *SHARED]:
+    for path in [ROLE / "files" / "voice_agent.py", *shared_files()]:
         shutil.copy(path, directory / path.name)
     return directory / "voice_agent.py"
 
