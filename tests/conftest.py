@@ -8,6 +8,7 @@ itself.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,36 @@ def bed_image_arm64() -> str:
     )
     assert proc.returncode == 0, f"arm64 test bed failed:\n{proc.stderr}"
     return proc.stdout.strip().splitlines()[-1]
+
+
+# The CPU each test cost this machine's controller side: pytest itself and every process it
+# waited for (ansible-playbook, molecule, docker, ansible-lint). Wall durations mislead when the
+# lanes of `make test` share two cores; this is the figure to balance them by and to cut.
+_CPU_SECONDS: dict[str, float] = {}
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    before = _cpu_seconds()
+    try:
+        return (yield)
+    finally:
+        _CPU_SECONDS[item.nodeid] = _cpu_seconds() - before
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The tests that cost the most controller CPU (setup and teardown included), and the total."""
+    if not _CPU_SECONDS:
+        return
+    terminalreporter.write_sep("=", "most controller CPU (pytest and the processes it waited for)")
+    for nodeid, seconds in sorted(_CPU_SECONDS.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
+    terminalreporter.write_line(f"{sum(_CPU_SECONDS.values()):8.2f}s cpu  in all, {len(_CPU_SECONDS)} tests")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
