@@ -86,7 +86,9 @@ def discover() -> list[Scenario]:
     files = sorted(ROOT.glob("molecule/*/molecule.yml")) + sorted(
         ROOT.glob("roles/*/molecule/*/molecule.yml")
     )
-    return [Scenario(f.parent.parent.parent, f.parent.name) for f in files]
+    scenarios = [Scenario(f.parent.parent.parent, f.parent.name) for f in files]
+    # The emulated ones last: make test builds their image beside the lanes while the others run.
+    return sorted(scenarios, key=lambda s: "arm64" in s.directive("needs"))
 
 
 SCENARIOS = discover()
