@@ -44,8 +44,7 @@ scripts/bed.sh image >/dev/null
 # The aarch64 image takes minutes of emulated debootstrap on a fresh machine (5m49s here), and
 # only the heavy lane's emulated scenario runs on it: it is built in the background, beside
 # the lanes, and that scenario runs last in its lane (bed.sh's lock makes it wait for this
-# build). Its Debian packages are installed first, here: two apt-gets at once would collide.
-ensure_apt qemu-user-static binfmt-support debootstrap
+# build).
 scripts/bed.sh image arm64 >"$LOGS/bed-arm64.log" 2>&1 &
 bed_arm64=$!
 "$PY" tools/stack.py up
