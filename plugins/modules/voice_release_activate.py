@@ -415,8 +415,10 @@ def _release_dirs(releases):
     for name in names:
         path = os.path.join(releases, name)
         if os.path.isdir(path) and not os.path.islink(path):
-            marker = os.path.join(path, MARKER)
-            found[name] = os.path.getmtime(marker) if os.path.isfile(marker) else None
+            try:
+                found[name] = os.path.getmtime(os.path.join(path, MARKER))
+            except OSError:  # no marker (or it went between the listing and this read)
+                found[name] = None
     return found
 
 
