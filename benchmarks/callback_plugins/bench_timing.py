@@ -3,14 +3,17 @@
 Enabled by the benchmarks with ANSIBLE_CALLBACKS_ENABLED=bench_timing and the
 output path in VF_BENCH_TIMING. For every task (included ones too) it writes its
 name, the file and line it comes from, its role, when it started and when its
-last host answered, and each host's status with the seconds since the task
-started. It prints nothing: the run's own output stays as it is.
+last host answered, each host's status with the seconds since the task
+started, and the controller's CPU when it started (this process and the
+workers it reaped), so the CPU between two tasks' starts is the first one's.
+It prints nothing: the run's own output stays as it is.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,15 @@ options:
 """
 
 
+def cpu_seconds() -> float:
+    """The controller's CPU so far: this process and the children it reaped (workers, ssh)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return round(total, 3)
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -53,6 +65,7 @@ class CallbackModule(CallbackBase):
             "role": role.get_name() if role else "",
             "kind": kind,
             "start": round(time.monotonic() - self._began, 4),
+            "cpu": cpu_seconds(),
             "end": None,
             "hosts": {},
         }
@@ -93,6 +106,11 @@ class CallbackModule(CallbackBase):
         if not output:
             return
         summary = {host: stats.summarize(host) for host in sorted(stats.processed)}
-        document = {"total": round(time.monotonic() - self._began, 4), "tasks": self._tasks, "stats": summary}
+        document = {
+            "total": round(time.monotonic() - self._began, 4),
+            "cpu": cpu_seconds(),
+            "tasks": self._tasks,
+            "stats": summary,
+        }
         Path(output).write_text(json.dumps(document) + "\n")
         os.chmod(output, 0o644)
