@@ -15,6 +15,21 @@ module's options it takes:
 Without ``send`` it runs the module as it is. In check mode nothing is sent.
 One task, one module run: the tar is made in this process, not by a command
 module on localhost, and no separate task creates a directory or copies a file.
+
+``activate``
+    the options of ``voice_release_activate``: once the build succeeded, the
+    same task activates the release behind the health gate. The result is then
+    the release's verdict (``release``, ``active``, ``previous``, ``outcome``,
+    ``step``, ``error``, ``restored_ok``; the module results under ``build``
+    and ``activation``), failed with a message naming the host and the step
+    when the build or the gate failed. Every task of a rollout costs the
+    controller CPU per device: building and activating in one task spares
+    the tasks that carried one result to the other.
+``build``
+    false when the release is complete on the device already: only activate.
+``current``
+    ``active`` and ``previous`` as the caller read them, reported as they
+    are when the build fails (the links were not touched).
 """
 
 from __future__ import annotations
@@ -24,11 +39,16 @@ import hashlib
 import os
 import tarfile
 import tempfile
+from dataclasses import dataclass
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 BUILD = "javia.voice_fleet.voice_release_build"
+ACTIVATE = "javia.voice_fleet.voice_release_activate"
+# The activation's outcomes that leave the release active (or would, in check mode).
+ACTIVE_OUTCOMES = ("activated", "unchanged", "would_activate", "would_start")
 
 
 def packed_name(send: dict[str, str], wheels: dict[str, str]) -> str:
@@ -73,39 +93,167 @@ def pack(send: dict[str, str], wheels: dict[str, str], pack_dir: str) -> str:
     return target
 
 
+def first_error_line(result: dict) -> str:
+    """What a failed module run said: its error, else the last line of its stderr, else its msg."""
+    lines = [
+        line.strip()
+        for line in str(result.get("stderr") or result.get("module_stderr") or "").splitlines()
+        if line.strip()
+    ]
+    return str(result.get("error") or (lines[-1] if lines else "") or result.get("msg") or "unknown error")
+
+
+def release_verdict(host: str, release: str, current: dict, built: dict, activation: dict | None) -> dict:
+    """The release's outcome from the build's and the activation's results, as the role reports it."""
+    active, previous = str(current.get("active") or ""), str(current.get("previous") or "")
+    # Never `unreachable`: the rollout play ignores unreachable hosts so that it can
+    # record them, and a lost connection must fail the host with the step it was in.
+    verdict: dict = {"release": release, "build": built, "restored_ok": True}
+    if activation is None:  # the build failed: nothing was switched
+        step = str(built.get("step") or "build")
+        error = first_error_line(built)
+        still = f"the active release is still {active}" if active else "no release is active"
+        return {
+            **verdict,
+            "failed": True,
+            "changed": bool(built.get("changed")),
+            "active": active,
+            "previous": previous,
+            "outcome": "failed",
+            "step": step,
+            "error": error,
+            "msg": f'release {release} was not activated on {host}: step "{step}" failed: {error}; {still}',
+        }
+    outcome = str(activation.get("outcome") or "failed")
+    verdict.update(
+        activation=activation,
+        changed=bool(built.get("changed") or activation.get("changed")),
+        active=str(activation.get("active", active) or ""),
+        previous=str(activation.get("previous", previous) or ""),
+        outcome=outcome,
+        step=str(activation.get("step", "activation")),
+        error=str(activation.get("error", activation.get("msg", "")) or ""),
+        restored_ok=bool(activation.get("restored_ok", True)),
+        msg=str(activation.get("msg") or ""),
+    )
+    if outcome not in ACTIVE_OUTCOMES:
+        verdict["failed"] = True
+        verdict["msg"] = (
+            verdict["msg"] or f"release {release} was not activated on {host}: {verdict['error']}"
+        )
+    return verdict
+
+
+@dataclass(frozen=True)
+class Options:
+    """The action's own options (the build module never sees them)."""
+
+    send: dict
+    pack_dir: str | None
+    activate: dict | None
+    build: bool
+    current: dict
+
+
+def options(args: dict) -> Options:
+    """The action's own options, taken out of `args` (what stays is the build module's): checked."""
+    send = args.pop("send", None) or {}
+    pack_dir = args.pop("pack_dir", None)
+    activate = args.pop("activate", None)
+    build = boolean(args.pop("build", True), strict=False)
+    current = args.pop("current", None) or {}
+    if not isinstance(send, dict):
+        raise AnsibleActionFail(
+            f"voice_release_build: send must be a dict of wheel name -> path, got {send!r}"
+        )
+    if send and args.get("incoming"):
+        raise AnsibleActionFail("voice_release_build: give send or incoming, not both")
+    if send and not pack_dir:
+        raise AnsibleActionFail(
+            "voice_release_build: send needs pack_dir (where the controller packs the wheels)"
+        )
+    if activate is not None and not isinstance(activate, dict):
+        raise AnsibleActionFail(
+            f"voice_release_build: activate must be voice_release_activate's options, got {activate!r}"
+        )
+    if not build and activate is None:
+        raise AnsibleActionFail("voice_release_build: build: false only makes sense with activate")
+    return Options(send, pack_dir, activate, build, current)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False  # a temporary directory only when there is something to send
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
+        task_vars = task_vars or {}
         args = dict(self._task.args)
-        send = args.pop("send", None) or {}
-        pack_dir = args.pop("pack_dir", None)
-        if not isinstance(send, dict):
-            raise AnsibleActionFail(
-                f"voice_release_build: send must be a dict of wheel name -> path, got {send!r}"
-            )
-        if send and args.get("incoming"):
-            raise AnsibleActionFail("voice_release_build: give send or incoming, not both")
-        if send and not pack_dir:
-            raise AnsibleActionFail(
-                "voice_release_build: send needs pack_dir (where the controller packs the wheels)"
-            )
+        opts = options(args)
         try:
-            if send and not self._task.check_mode:
-                local = pack(
-                    {str(k): str(v) for k, v in send.items()}, dict(args.get("wheels") or {}), str(pack_dir)
-                )
-                tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
-                remote = self._connection._shell.join_path(tmpdir, "incoming.tar")
-                self._transfer_file(local, remote)
-                self._fixup_perms2((tmpdir, remote))
-                args["incoming"] = remote
-                result["sent"] = sorted(send)
-            result.update(
-                self._execute_module(module_name=BUILD, module_args=args, task_vars=task_vars or {})
-            )
+            if opts.activate is None:
+                result.update(self._build(args, opts, task_vars))
+                return result
+            result.update(self._release(args, opts, task_vars))
+            return result
         finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
+            try:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            except AnsibleConnectionFailure:
+                # The verdict already says the connection was lost (and at which step); a
+                # cleanup error here would turn it into an unreachable host, which the
+                # rollout play ignores. The device keeps an empty temporary directory, and
+                # Ansible's own cleanup after the task must not try again.
+                if opts.activate is None:
+                    raise
+                self._connection._shell.tmpdir = None
+
+    def _release(self, args: dict, opts: Options, task_vars: dict) -> dict:
+        """Build (unless built), then activate: the release's verdict."""
+        activate, current = opts.activate or {}, opts.current
+        host = str(task_vars.get("inventory_hostname") or "the device")
+        release = str(activate.get("release") or os.path.basename(str(args.get("release_dir") or "")))
+        try:
+            built = self._build(args, opts, task_vars) if opts.build else {}
+        except AnsibleConnectionFailure as exc:
+            built = {"failed": True, "unreachable": True, "step": "build", "msg": f"connection lost: {exc}"}
+        if built.get("failed") or built.get("unreachable"):
+            return release_verdict(host, release, current, built, None)
+        if self._task.check_mode and built.get("changed"):
+            # Not built yet: the activation's own check would find no complete release.
+            activation = {
+                "changed": True,
+                "outcome": "would_activate",
+                "msg": f"would build {release}, then activate it behind the health gate",
+            }
+        else:
+            activation = self._activate(activate, task_vars)
+        return release_verdict(host, release, current, built, activation)
+
+    def _activate(self, activate: dict, task_vars: dict) -> dict:
+        """One activation; a lost connection is a failed activation (the gate is the device's)."""
+        try:
+            return self._execute_module(module_name=ACTIVATE, module_args=activate, task_vars=task_vars)
+        except AnsibleConnectionFailure as exc:
+            return {
+                "failed": True,
+                "unreachable": True,
+                "outcome": "failed",
+                "step": "activation",
+                "error": f"connection lost: {exc}",
+            }
+
+    def _build(self, args: dict, opts: Options, task_vars: dict) -> dict:
+        """One build module run, with the wheels in `send` packed and put on the device first."""
+        sent, send = {}, opts.send
+        if send and not self._task.check_mode:
+            local = pack(
+                {str(k): str(v) for k, v in send.items()}, dict(args.get("wheels") or {}), str(opts.pack_dir)
+            )
+            tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+            remote = self._connection._shell.join_path(tmpdir, "incoming.tar")
+            self._transfer_file(local, remote)
+            self._fixup_perms2((tmpdir, remote))
+            args["incoming"] = remote
+            sent["sent"] = sorted(send)
+        return {**sent, **self._execute_module(module_name=BUILD, module_args=args, task_vars=task_vars)}

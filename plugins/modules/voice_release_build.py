@@ -56,6 +56,20 @@ options:
   pack_dir:
     description: Controller side, with O(send) - where the controller keeps the packed tars.
     type: path
+  activate:
+    description:
+      - Controller side (the action plugin). The options of M(javia.voice_fleet.voice_release_activate).
+        Once the build succeeded, the same task activates the release behind the health gate and
+        returns the release's verdict (RV(outcome), RV(step), RV(error), RV(active), RV(previous)),
+        failing with a message that names the host and the step when the build or the gate failed.
+    type: dict
+  build:
+    description: Controller side, with O(activate) - false when the release is complete already.
+    type: bool
+    default: true
+  current:
+    description: Controller side, with O(activate) - C(active) and C(previous) as the caller read them.
+    type: dict
   previous_release_dir:
     description: The active release, whose installed distributions may be reused. Never modified.
     type: path
@@ -149,6 +163,32 @@ error:
   description: The failing step's last stderr lines (or stdout), or the reason.
   type: str
   returned: failure
+outcome:
+  description: >-
+    With O(activate) - the activation's outcome (activated, unchanged, would_activate, would_start,
+    rolled_back, failed); failed when the build failed.
+  type: str
+  returned: with activate
+active:
+  description: With O(activate) - the release C(current) points at after the task.
+  type: str
+  returned: with activate
+previous:
+  description: With O(activate) - the release C(previous) points at after the task.
+  type: str
+  returned: with activate
+restored_ok:
+  description: With O(activate) - false when a failed gate could not restart the old release.
+  type: bool
+  returned: with activate
+build:
+  description: With O(activate) - the build module's result (empty when O(build) is false).
+  type: dict
+  returned: with activate
+activation:
+  description: With O(activate) - the activation module's result (absent when the build failed).
+  type: dict
+  returned: with activate, when the build succeeded
 """
 
 import base64  # noqa: E402
@@ -770,6 +810,9 @@ ARGUMENT_SPEC = {
     # Taken by the action plugin on the controller; a module run never sees them set.
     "send": {"type": "dict"},
     "pack_dir": {"type": "path"},
+    "activate": {"type": "dict"},
+    "build": {"type": "bool", "default": True},
+    "current": {"type": "dict"},
     "previous_release_dir": {"type": "path"},
     "python": {"type": "path", "default": "/usr/bin/python3"},
     "pip_wheel": {"type": "path"},
@@ -783,11 +826,12 @@ ARGUMENT_SPEC = {
 
 def check_arguments(p: dict, release: str) -> list[dict]:
     """Validate and normalise the arguments (in place); the release's requirements."""
-    if p.get("send"):
-        raise BuildError(
-            "arguments",
-            "send is packed and sent by the action plugin on the controller (a module run never sees it)",
-        )
+    for name in ("send", "activate", "current"):
+        if p.get(name):
+            raise BuildError(
+                "arguments",
+                f"{name} is taken by the action plugin on the controller (a module run never sees it)",
+            )
     if release in ("", ".", "..") or p["release_dir"] == "/":
         raise BuildError("arguments", f"release_dir {p['release_dir']!r} names no release")
     if p["marker"].get("release", release) != release:

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.stack, pytest.mar
 UNIT = "/etc/systemd/system/voice-client.service"
 ENV = "/etc/voice-client/voice-client.env"
 BIN = Path(sys.executable).parent
-BUILD_TASK = "Build and verify the release on the device (one module run)"
+BUILD_TASK = "Build the release, verify it and activate it behind the health gate (one task)"
 WHY_TASK = "Say why the device is provisioned"
 
 
@@ -140,7 +140,7 @@ def test_a_changed_client_under_the_same_version_is_a_new_release(
     assert after["marker"]["client_source_sha256"] != before["marker"]["client_source_sha256"]
     assert after["previous"] == before["current"]
     assert progress(fleet, "3.0.0")[name]["status"] == "completed"
-    built = ok_results(runner, BUILD_TASK)[name]
+    built = ok_results(runner, BUILD_TASK)[name]["build"]
     assert built["installed"] == ["voice-client"], "only the changed wheel is installed"
     assert "numpy" in built["reused"], "the unchanged packages come from the previous release"
     numpy_init = "venv/lib/python3.11/site-packages/numpy/__init__.py"

@@ -50,3 +50,74 @@ def test_a_file_that_is_not_the_named_wheel_is_refused_by_name(action, tmp_path)
         AnsibleActionFail, match=re.escape("'a-1.0-py3-none-any.whl', which is not a wheel of the release")
     ):
         action.pack({"a-1.0-py3-none-any.whl": path}, {}, str(tmp_path / "p"))
+
+
+CURRENT = {"active": "1.0.0-aaaaaaaaaaaa", "previous": "0.9.0-bbbbbbbbbbbb"}
+
+
+def test_a_failed_build_is_the_release_verdict_naming_the_step_and_the_active_release(action):
+    built = {
+        "failed": True,
+        "changed": True,
+        "step": "import check",
+        "error": "No module named x",
+        "msg": "...",
+    }
+    verdict = action.release_verdict("pi-1", "1.1.0-cccccccccccc", CURRENT, built, None)
+    assert verdict["failed"] and verdict["outcome"] == "failed"
+    assert (verdict["step"], verdict["error"]) == ("import check", "No module named x")
+    assert (verdict["active"], verdict["previous"]) == (CURRENT["active"], CURRENT["previous"])
+    assert verdict["msg"] == (
+        'release 1.1.0-cccccccccccc was not activated on pi-1: step "import check" failed: '
+        "No module named x; the active release is still 1.0.0-aaaaaaaaaaaa"
+    )
+    assert "activation" not in verdict
+
+
+def test_a_build_that_crashed_is_named_by_its_last_stderr_line(action):
+    built = {"failed": True, "module_stderr": "Traceback\n  ...\nMemoryError\n", "msg": "MODULE FAILURE"}
+    verdict = action.release_verdict("pi-1", "r", {}, built, None)
+    assert (verdict["step"], verdict["error"]) == ("build", "MemoryError")
+    assert verdict["msg"].endswith("; no release is active")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "failed"),
+    [
+        ("activated", False),
+        ("unchanged", False),
+        ("would_activate", False),
+        ("rolled_back", True),
+        ("failed", True),
+    ],
+)
+def test_the_activation_decides_the_verdict(action, outcome, failed):
+    activation = {
+        "changed": outcome != "unchanged",
+        "outcome": outcome,
+        "active": "1.1.0-c" if outcome == "activated" else CURRENT["active"],
+        "previous": CURRENT["active"] if outcome == "activated" else CURRENT["previous"],
+        "step": "gate" if failed else "",
+        "error": "did not stay up" if failed else "",
+        "restored_ok": True,
+        "msg": f"release 1.1.0-c {outcome}",
+    }
+    built = {"changed": False, "installed": ["voice-client"]}
+    verdict = action.release_verdict("pi-1", "1.1.0-c", CURRENT, built, activation)
+    assert bool(verdict.get("failed")) is failed
+    assert verdict["outcome"] == outcome and verdict["msg"] == f"release 1.1.0-c {outcome}"
+    assert verdict["build"] == built and verdict["activation"] == activation
+    assert verdict["changed"] is (outcome != "unchanged")
+    assert verdict["active"] == activation["active"]
+
+
+def test_a_lost_connection_fails_the_host_with_its_step_never_as_unreachable(action):
+    """The rollout play ignores unreachable hosts: a lost connection must fail the host, naming the step."""
+    built = {"unreachable": True, "step": "build", "msg": "connection lost: ssh: timed out"}
+    verdict = action.release_verdict("pi-1", "r", CURRENT, built, None)
+    assert verdict["failed"] and "unreachable" not in verdict
+    assert (verdict["step"], verdict["error"]) == ("build", "connection lost: ssh: timed out")
+    lost = {"unreachable": True, "outcome": "failed", "step": "activation", "error": "connection lost: reset"}
+    verdict = action.release_verdict("pi-1", "r", CURRENT, {"changed": True}, lost)
+    assert verdict["failed"] and "unreachable" not in verdict
+    assert (verdict["step"], verdict["active"]) == ("activation", CURRENT["active"])
