@@ -178,6 +178,87 @@ def voice_update_run_records(hosts: list[Any], version: str) -> list[dict[str, A
     return records
 
 
+# Steps whose failure leaves the registry row alone: another device answered
+# (identity), or another run holds the device (lock).
+UNRECORDED_STEPS = ("identity", "lock")
+
+
+def truncated(text: str, length: int, end: str = "...") -> str:
+    """Jinja's truncate(length): kept up to 5 characters over, else cut at a word and ended with `end`."""
+    if len(text) <= length + 5:
+        return text
+    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+
+
+def batch_record(host: Any, phase: str) -> dict[str, Any] | None:
+    """One host's registry record for `phase` (start or end) from its plan and outcome, or None."""
+    device_uuid = host.get("_voice_update_device_uuid") or ""
+    plan = host.get("_voice_update_plan") or {}
+    if not device_uuid or not plan:
+        return None
+    if phase == "start":
+        if not plan.get("release"):
+            return None
+        return {"device_uuid": device_uuid, "status": "installing", "device_status": "updating"}
+    outcome = host.get("_voice_update_outcome") or {}
+    result = outcome.get("outcome") or ""
+    if result == "completed" or (result == "unchanged" and plan.get("fix_registry")):
+        return {
+            "device_uuid": device_uuid,
+            "status": "completed",
+            "error_message": "",
+            "device_status": "online",
+            "current_version": outcome.get("version") or "",
+        }
+    if result in ("failed", "rolled_back") and (outcome.get("step") or "") not in UNRECORDED_STEPS:
+        error = str(outcome.get("error") or "")
+        record = {
+            "device_uuid": device_uuid,
+            "status": result,
+            "error_message": truncated(error, 900),
+        }
+        if plan.get("release"):
+            record.update(device_status="online", current_version=plan.get("active_version") or "")
+        return record
+    return None
+
+
+def voice_update_batch_records(hosts: list[Any], phase: str) -> list[dict[str, Any]]:
+    """The registry records of a batch for one phase, from its hosts' plans and outcomes.
+
+    hosts: the hostvars of the batch's hosts (the ones still in the play).
+    start: the devices that get a release -> installing, devices updating.
+    end: completed (current_version moves), failed or rolled_back with the
+    failed step in the error (current_version back to what the device runs),
+    or a registry row corrected to what the device runs. A device with
+    nothing to do writes nothing. Computed once per batch on the controller,
+    not by a task per host.
+    """
+    if phase not in ("start", "end"):
+        raise AnsibleFilterError(f"voice_update_batch_records: phase must be start or end, got {phase!r}")
+    return [record for record in (batch_record(host, phase) for host in hosts or []) if record]
+
+
+def voice_update_batch_outcomes(hosts: list[Any], finished_at: str, action: str = "") -> dict[str, Any]:
+    """The report's entries of a batch: host -> its outcome, when its update began and ended.
+
+    hosts: the hostvars of the batch's hosts; only those with an outcome, and
+    with `action` given only those whose plan chose it (``none``: the devices
+    that end at their plan). One set_stats per batch, not one per host.
+    """
+    entries: dict[str, Any] = {}
+    for host in hosts or []:
+        outcome = host.get("_voice_update_outcome")
+        if not outcome or (action and (host.get("_voice_update_plan") or {}).get("action") != action):
+            continue
+        entries[str(host.get("inventory_hostname"))] = {
+            **outcome,
+            "started_at": host.get("_voice_update_started_at") or finished_at,
+            "finished_at": finished_at,
+        }
+    return entries
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -185,4 +266,6 @@ class FilterModule:
             "voice_update_platform_key": platform_key,
             "voice_update_pending_records": voice_update_pending_records,
             "voice_update_run_records": voice_update_run_records,
+            "voice_update_batch_records": voice_update_batch_records,
+            "voice_update_batch_outcomes": voice_update_batch_outcomes,
         }

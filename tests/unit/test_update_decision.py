@@ -149,3 +149,89 @@ def test_pending_records_of_the_hourly_play_skip_newer_devices() -> None:
     assert records == [
         {"device_uuid": "a", "status": "pending", "scheduled_for": "2026-11-24T01:00:00+00:00"}
     ]
+
+
+def batch_host(name: str, action: str, release: bool, outcome: str = "", **extra) -> dict:
+    plan = {
+        "action": action,
+        "release": release,
+        "fix_registry": extra.pop("fix", False),
+        "active_version": "1.0.0",
+    }
+    host = {
+        "inventory_hostname": name,
+        "_voice_update_device_uuid": f"uuid-{name}",
+        "_voice_update_plan": plan,
+    }
+    if outcome:
+        host["_voice_update_outcome"] = {
+            "outcome": outcome,
+            "version": "1.1.0",
+            "step": "",
+            "error": "",
+            **extra,
+        }
+    return host
+
+
+def test_batch_records_start_only_for_the_devices_that_get_a_release() -> None:
+    hosts = [
+        batch_host("a", "update", True),
+        batch_host("b", "update", False),
+        {**batch_host("c", "update", True), "_voice_update_device_uuid": ""},
+    ]
+    assert filters.voice_update_batch_records(hosts, "start") == [
+        {"device_uuid": "uuid-a", "status": "installing", "device_status": "updating"}
+    ]
+
+
+def test_batch_records_end_with_each_outcome_and_the_failed_step() -> None:
+    long_error = "word " * 300
+    hosts = [
+        batch_host("done", "update", True, "completed"),
+        batch_host("fixed", "update", False, "unchanged", fix=True),
+        batch_host("same", "update", False, "unchanged"),
+        batch_host("back", "update", True, "rolled_back", step="gate", error="did not stay up"),
+        batch_host("plan", "fail", False, "failed", step="plan", error=long_error),
+        batch_host("busy", "busy", False, "failed", step="lock", error="held by another run"),
+        batch_host("other", "fail", False, "failed", step="identity", error="another device"),
+    ]
+    records = {r["device_uuid"]: r for r in filters.voice_update_batch_records(hosts, "end")}
+    assert sorted(records) == ["uuid-back", "uuid-done", "uuid-fixed", "uuid-plan"]
+    assert records["uuid-done"] == {
+        "device_uuid": "uuid-done",
+        "status": "completed",
+        "error_message": "",
+        "device_status": "online",
+        "current_version": "1.1.0",
+    }
+    assert records["uuid-fixed"]["status"] == "completed"
+    assert records["uuid-back"] == {
+        "device_uuid": "uuid-back",
+        "status": "rolled_back",
+        "error_message": "did not stay up",
+        "device_status": "online",
+        "current_version": "1.0.0",
+    }
+    assert records["uuid-plan"]["status"] == "failed" and "current_version" not in records["uuid-plan"]
+    assert len(records["uuid-plan"]["error_message"]) <= 900
+    assert records["uuid-plan"]["error_message"].endswith("word...")
+
+
+def test_batch_records_refuse_an_unknown_phase() -> None:
+    with pytest.raises(AnsibleFilterError, match="'pending'"):
+        filters.voice_update_batch_records([], "pending")
+
+
+def test_batch_outcomes_are_the_report_entries_of_the_devices_with_an_outcome() -> None:
+    hosts = [
+        {**batch_host("a", "none", False, "unchanged"), "_voice_update_started_at": "2026-12-02T10:00:00Z"},
+        batch_host("b", "update", True, "completed"),
+        batch_host("c", "update", True),
+    ]
+    entries = filters.voice_update_batch_outcomes(hosts, "2026-12-02T10:05:00Z")
+    assert sorted(entries) == ["a", "b"]
+    assert entries["a"]["started_at"] == "2026-12-02T10:00:00Z"
+    assert entries["a"]["finished_at"] == "2026-12-02T10:05:00Z"
+    assert entries["b"]["outcome"] == "completed"
+    assert list(filters.voice_update_batch_outcomes(hosts, "2026-12-02T10:05:00Z", "none")) == ["a"]
