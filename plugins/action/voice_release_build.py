@@ -93,7 +93,7 @@ def pack(send: dict[str, str], wheels: dict[str, str], pack_dir: str) -> str:
     return target
 
 
-def first_error_line(result: dict) -> str:
+def failure_text(result: dict) -> str:
     """What a failed module run said: its error, else the last line of its stderr, else its msg."""
     lines = [
         line.strip()
@@ -103,15 +103,24 @@ def first_error_line(result: dict) -> str:
     return str(result.get("error") or (lines[-1] if lines else "") or result.get("msg") or "unknown error")
 
 
+def without_invocation(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "invocation"}
+
+
 def release_verdict(host: str, release: str, current: dict, built: dict, activation: dict | None) -> dict:
     """The release's outcome from the build's and the activation's results, as the role reports it."""
     active, previous = str(current.get("active") or ""), str(current.get("previous") or "")
     # Never `unreachable`: the rollout play ignores unreachable hosts so that it can
     # record them, and a lost connection must fail the host with the step it was in.
+    # The module results go in without their invocation (the build's holds the whole
+    # requirements file): a failed host's result is printed, and Ansible strips only the
+    # top-level invocation.
+    built = without_invocation(built)
+    activation = None if activation is None else without_invocation(activation)
     verdict: dict = {"release": release, "build": built, "restored_ok": True}
     if activation is None:  # the build failed: nothing was switched
         step = str(built.get("step") or "build")
-        error = first_error_line(built)
+        error = failure_text(built)
         still = f"the active release is still {active}" if active else "no release is active"
         return {
             **verdict,

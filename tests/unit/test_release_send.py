@@ -121,3 +121,19 @@ def test_a_lost_connection_fails_the_host_with_its_step_never_as_unreachable(act
     verdict = action.release_verdict("pi-1", "r", CURRENT, {"changed": True}, lost)
     assert verdict["failed"] and "unreachable" not in verdict
     assert (verdict["step"], verdict["active"]) == ("activation", CURRENT["active"])
+
+
+def test_the_verdict_leaves_the_module_invocations_out(action):
+    """A failed host's result is printed at 2 AM: not the requirements file and every wheel hash."""
+    invocation = {"module_args": {"requirements": "numpy==2.1 --hash=sha256:" + "0" * 64}}
+    built = {"changed": True, "invocation": invocation}
+    activation = {
+        "outcome": "rolled_back",
+        "step": "gate",
+        "error": "did not stay up",
+        "invocation": invocation,
+    }
+    verdict = action.release_verdict("pi-1", "r", CURRENT, built, activation)
+    assert "invocation" not in verdict["build"] and "invocation" not in verdict["activation"]
+    failed = action.release_verdict("pi-1", "r", CURRENT, {"failed": True, "invocation": invocation}, None)
+    assert "invocation" not in failed["build"]
