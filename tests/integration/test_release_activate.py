@@ -174,23 +174,35 @@ def ansible_env() -> dict[str, str]:
     }
 
 
-def activate(check: bool = False, **params: object) -> dict:
-    proc = subprocess.run(
+def start_activate(check: bool = False, **params: object) -> subprocess.Popen:
+    return subprocess.Popen(
         ansible_argv(check, **params),
         cwd=ROOT,
         env=ansible_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
+
+
+def finish_activate(proc: subprocess.Popen) -> dict:
     try:
-        data = json.loads(proc.stdout)
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the activation did not end within 300s")
+    try:
+        data = json.loads(stdout)
         result = data["plays"][0]["tasks"][0]["hosts"][CONTAINER]
     except (ValueError, KeyError, IndexError):
-        pytest.fail(f"ansible gave no result (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        pytest.fail(f"ansible gave no result (rc {proc.returncode}):\n{stdout}\n{stderr}")
     result["_rc"] = proc.returncode
     return result
+
+
+def activate(check: bool = False, **params: object) -> dict:
+    return finish_activate(start_activate(check, **params))
 
 
 def wait_until(what: str, predicate, timeout: float, interval: float = 0.5):
@@ -406,9 +418,31 @@ def test_connection_cut_during_the_gate_reverts_on_the_device(device):
     assert running_release() == GOOD2
 
 
+def signal_gates(signal_name: str) -> None:
+    for unit in gate_units():
+        sh(f"systemctl kill --signal={signal_name} {unit}")
+
+
+def module_age() -> int:
+    """Seconds the newest activation module on the device has run (0: none runs)."""
+    # The bracket keeps pgrep from matching the shell that runs it.
+    pids = sh("pgrep -n -f '[A]nsiballZ_voice_release_activate' || true").stdout.split()
+    if not pids:
+        return 0
+    return int(sh(f"ps -o etimes= -p {pids[0]} || echo 0").stdout.split()[0] or 0)
+
+
 def test_next_run_waits_for_a_gate_left_running(device):
     start_and_cut(GOOD1, health=6)
-    result = activate(release=GOOD1, health_seconds=6)
+    # The gate left running is frozen until the next run's module has run a while on the device:
+    # that run then finds the gate still running however slowly it started (no race with the gate).
+    signal_gates("SIGSTOP")
+    try:
+        proc = start_activate(release=GOOD1, health_seconds=6)
+        wait_until("the next run's module on the device", lambda: module_age() >= 2, 120)
+    finally:
+        signal_gates("SIGCONT")
+    result = finish_activate(proc)
     assert not result.get("failed"), result
     assert result["outcome"] == "unchanged", result
     assert result.get("waited_for"), result
