@@ -26,7 +26,9 @@ module on localhost, and no separate task creates a directory or copies a file.
     controller CPU per device: building and activating in one task spares
     the tasks that carried one result to the other.
 ``build``
-    false when the release is complete on the device already: only activate.
+    false when the release is complete on the device already: only activate
+    (``switch.yml``: the uv installer and rollback). The build module's own
+    options are then not needed.
 ``current``
     ``active`` and ``previous`` as the caller read them, reported as they
     are when the build fails (the links were not touched).

@@ -26,24 +26,27 @@ description:
   - Idempotent, a release whose marker names it is not touched (changed=false).
 options:
   release_dir:
-    description: The release's directory; its basename is the release id.
+    description:
+      - The release's directory; its basename is the release id.
+      - Required unless O(build=false).
     type: path
-    required: true
   wheel_dir:
-    description: The device's wheel cache for its platform (created 0755 when missing).
+    description:
+      - The device's wheel cache for its platform (created 0755 when missing).
+      - Required unless O(build=false).
     type: path
-    required: true
   requirements:
     description:
       - Text of the release's hashed requirements file, written to C(<release_dir>/requirements.txt).
       - One requirement per logical line (C(name==version --hash=sha256:<hex>), or a wheel file
         name/path with its hash); comments and C(\) continuations are allowed.
+      - Required unless O(build=false).
     type: str
-    required: true
   wheels:
-    description: Wheel file name to sha256 of every wheel this release needs.
+    description:
+      - Wheel file name to sha256 of every wheel this release needs.
+      - Required unless O(build=false).
     type: dict
-    required: true
   incoming:
     description: A tar file of wheels to add to O(wheel_dir); deleted once read.
     type: path
@@ -104,8 +107,8 @@ options:
       - Content of the completion marker (version, release, ...). The module adds C(installed)
         (distribution name to C({wheel, sha256})), which the next build reads to reuse.
       - Its C(release), when given, must equal the basename of O(release_dir).
+      - Required unless O(build=false).
     type: dict
-    required: true
 notes:
   - Supports check mode (reports what would be built, touches nothing).
   - Runs on the device's Python (3.11, standard library only).
@@ -802,10 +805,10 @@ class Builder:
 
 
 ARGUMENT_SPEC = {
-    "release_dir": {"type": "path", "required": True},
-    "wheel_dir": {"type": "path", "required": True},
-    "requirements": {"type": "str", "required": True},
-    "wheels": {"type": "dict", "required": True},
+    "release_dir": {"type": "path"},
+    "wheel_dir": {"type": "path"},
+    "requirements": {"type": "str"},
+    "wheels": {"type": "dict"},
     "incoming": {"type": "path"},
     # Taken by the action plugin on the controller; a module run never sees them set.
     "send": {"type": "dict"},
@@ -820,8 +823,11 @@ ARGUMENT_SPEC = {
     "selfcheck_user": {"type": "str", "default": "voice-client"},
     "env_file": {"type": "path", "default": "/etc/voice-client/voice-client.env"},
     "run_selfcheck": {"type": "bool", "default": True},
-    "marker": {"type": "dict", "required": True},
+    "marker": {"type": "dict"},
 }
+# What a build needs; with build false (the action plugin then only activates) nothing of it.
+BUILD_NEEDS = ["release_dir", "wheel_dir", "requirements", "wheels", "marker"]
+REQUIRED_IF = [("build", True, BUILD_NEEDS)]
 
 
 def check_arguments(p: dict, release: str) -> list[dict]:
@@ -832,6 +838,8 @@ def check_arguments(p: dict, release: str) -> list[dict]:
                 "arguments",
                 f"{name} is taken by the action plugin on the controller (a module run never sees it)",
             )
+    if not p["build"]:
+        raise BuildError("arguments", "build: false is the action plugin's (it then only activates)")
     if release in ("", ".", "..") or p["release_dir"] == "/":
         raise BuildError("arguments", f"release_dir {p['release_dir']!r} names no release")
     if p["marker"].get("release", release) != release:
@@ -873,7 +881,7 @@ class _PlainModule:
             raise TypeError(f"voice_release_build: unknown parameters {unknown}")
         self.params = {name: spec.get("default") for name, spec in ARGUMENT_SPEC.items()}
         self.params.update(params)
-        missing = [n for n, spec in ARGUMENT_SPEC.items() if spec.get("required") and self.params[n] is None]
+        missing = [n for n in BUILD_NEEDS if self.params["build"] and self.params[n] is None]
         if missing:
             raise TypeError(f"voice_release_build: missing required parameters {missing}")
         self.check_mode = check_mode
@@ -951,7 +959,7 @@ def main() -> None:
     # Imported here: the pull agent imports this file on a device without Ansible.
     from ansible.module_utils.basic import AnsibleModule  # noqa: PLC0415
 
-    run_build(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True))
+    run_build(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
 
 
 if __name__ == "__main__":

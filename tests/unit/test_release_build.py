@@ -426,6 +426,16 @@ def test_missing_pip_wheel_is_named(device, house):
     assert rc != 0 and missing in result["msg"]
 
 
+def test_a_build_names_the_inputs_it_lacks_and_build_false_is_the_action_s(device, house):
+    """Only the action plugin may leave the build out (it then only activates): a module run builds."""
+    args = release_args(device, house, VC11)
+    del args["wheels"], args["marker"]
+    rc, result = run_module(args, device["tmp"])
+    assert rc != 0 and "wheels" in result["msg"] and "marker" in result["msg"], result
+    rc, result = run_module(release_args(device, house, VC11, build=False), device["tmp"])
+    assert rc != 0 and result["step"] == "arguments" and "build: false" in result["error"], result
+
+
 def test_module_file_is_a_plain_ansible_module():
     text = MODULE.read_text()
     order = [text.index(word) for word in ("DOCUMENTATION", "EXAMPLES", "RETURN", "\nimport ")]

@@ -137,3 +137,13 @@ def test_the_verdict_leaves_the_module_invocations_out(action):
     assert "invocation" not in verdict["build"] and "invocation" not in verdict["activation"]
     failed = action.release_verdict("pi-1", "r", CURRENT, {"failed": True, "invocation": invocation}, None)
     assert "invocation" not in failed["build"]
+
+
+def test_only_activating_needs_the_activation_and_nothing_of_a_build(action):
+    """switch.yml (uv, rollback) activates through the same action, with nothing to build."""
+    args = {"build": False, "activate": {"release": "r"}, "current": CURRENT}
+    opts = action.options(args)
+    assert (opts.build, opts.activate, opts.current) == (False, {"release": "r"}, CURRENT)
+    assert args == {}, "the action's own options never reach the build module"
+    with pytest.raises(AnsibleActionFail, match="build: false only makes sense with activate"):
+        action.options({"build": False})
