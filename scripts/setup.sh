@@ -49,20 +49,27 @@ if [[ ! -f $VENV/.vf-stamp ]] || ! "$VENV/bin/python" -c 'import voice_client' 2
     echo "$stamp" >"$VENV/.vf-stamp"
 fi
 
+# This checkout is the collection javia.voice_fleet (playbooks/collections/ links to it): the venv's Python
+# finds its shared code (plugins/module_utils) by that full name, as Ansible does, so tools and
+# tests import it like the plugins do, with no path edits. A .pth line is how site does that.
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+pth="$site/voice_fleet_collections.pth"
+if [[ ! -f $pth || $(cat "$pth") != "$VF_ROOT/playbooks/collections" ]]; then
+    echo "$VF_ROOT/playbooks/collections" >"$pth"
+fi
+
+# Where Ansible finds each collection of requirements.yml, checked against its version range.
+collections=$("$VENV/bin/python" "$VF_ROOT/tools/check_collections.py" --print-paths "$VF_ROOT/requirements.yml") \
+    || exit 1
+
 # Bytecode, written once here: uv installs none, and where PYTHONDONTWRITEBYTECODE is set
 # (it is on this project's machines) Python never caches what it compiles, so every
 # ansible-playbook and every worker it forks compiled Ansible from source again: 2.8 s of CPU
 # for a one-task play instead of 1.6 s, and 40 % of the CPU of the registry tests.
-# ansible_collections holds ~90 collections; only those requirements.yml names are compiled.
+# ansible_collections holds ~90 collections; only those of requirements.yml
+# are compiled, where the check above found them.
 if [[ ! -f $VENV/.vf-bytecode || $(cat "$VENV/.vf-bytecode") != "$stamp" ]]; then
     log "Compiling the controller venv's Python to bytecode (once per install)"
-    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    collections=$("$VENV/bin/python" - "$VF_ROOT/requirements.yml" "$site/ansible_collections" <<'EOF'
-import os, sys, yaml
-wanted = yaml.safe_load(open(sys.argv[1]))["collections"]
-print("\n".join(os.path.join(sys.argv[2], *c["name"].split(".")) for c in wanted))
-EOF
-    ) || die "cannot read the collections in requirements.yml"
     # -W ignore: some packages' sources warn while compiling (opuslib); that is not news here.
     find "$site" -mindepth 1 -maxdepth 1 ! -name ansible_collections -print0 \
         | xargs -0 "$VENV/bin/python" -W ignore -m compileall -q -j 0 >/dev/null \
@@ -72,13 +79,3 @@ EOF
         || die "compiling the collections of requirements.yml to bytecode failed"
     echo "$stamp" >"$VENV/.vf-bytecode"
 fi
-
-# This checkout is the collection javia.voice_fleet (playbooks/collections/ links to it): the venv's Python
-# finds its shared code (plugins/module_utils) by that full name, as Ansible does, so tools and
-# tests import it like the plugins do, with no path edits. A .pth line is how site does that.
-pth="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/voice_fleet_collections.pth"
-if [[ ! -f $pth || $(cat "$pth") != "$VF_ROOT/playbooks/collections" ]]; then
-    echo "$VF_ROOT/playbooks/collections" >"$pth"
-fi
-
-"$VENV/bin/python" "$VF_ROOT/tools/check_collections.py" "$VF_ROOT/requirements.yml"

@@ -8,9 +8,11 @@ instead. Either way this check proves that what the plays need is there,
 looking where Ansible itself looks: the configured collection paths, then
 ``ansible_collections`` on the Python path.
 
-    tools/check_collections.py [requirements.yml] [--search-path DIR ...]
+    tools/check_collections.py [requirements.yml] [--search-path DIR ...] [--print-paths]
 
-Exit 0 when all are present; 1 with one line per problem otherwise.
+Exit 0 when all are present; 1 with one line per problem otherwise. With
+--print-paths, the directory each one was found in goes to stdout, one per line
+(the summary to stderr): `make setup` compiles those to bytecode.
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="look only here (repeatable); default: where Ansible looks",
     )
+    parser.add_argument(
+        "--print-paths",
+        action="store_true",
+        help="print where each required collection was found (one per line; the summary to stderr)",
+    )
     args = parser.parse_args(argv)
     requirements = load_requirements(args.requirements)
     installed = installed_collections(args.search_path or default_search_paths())
@@ -108,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     names = ", ".join(f"{n} {installed[n][0]}" for n, _ in requirements)
-    print(f"collections ok: {names}")
+    print(f"collections ok: {names}", file=sys.stderr if args.print_paths else sys.stdout)
+    if args.print_paths:
+        print("\n".join(str(installed[n][1]) for n, _ in requirements))
     return 0
 
 

@@ -21,9 +21,9 @@ def fake_collection(root: Path, fqcn: str, version: str) -> None:
     (coll / "MANIFEST.json").write_text(json.dumps(manifest))
 
 
-def run_check(requirements: Path, search_path: Path) -> subprocess.CompletedProcess:
+def run_check(requirements: Path, search_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(requirements), "--search-path", str(search_path)],
+        [sys.executable, str(SCRIPT), str(requirements), "--search-path", str(search_path), *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -100,3 +100,14 @@ def test_the_projects_requirements_are_installed():
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_print_paths_gives_where_each_collection_was_found(tmp_path, requirements):
+    """`make setup` compiles exactly these directories to bytecode."""
+    fake_collection(tmp_path / "colls", "community.general", "11.4.2")
+    fake_collection(tmp_path / "colls", "ansible.posix", "2.1.0")
+    proc = run_check(requirements, tmp_path / "colls", "--print-paths")
+    assert proc.returncode == 0, proc.stderr
+    base = tmp_path / "colls" / "ansible_collections"
+    assert proc.stdout.splitlines() == [str(base / "community" / "general"), str(base / "ansible" / "posix")]
+    assert "collections ok" in proc.stderr
