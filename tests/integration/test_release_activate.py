@@ -220,9 +220,20 @@ def gate_units() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+def module_pids(newest: bool = False) -> list[str]:
+    """The activation modules running on the device (the bracket keeps pgrep off its own shell)."""
+    flag = "-n " if newest else ""
+    return sh(f"pgrep {flag}-f '[A]nsiballZ_voice_release_activate' || true").stdout.split()
+
+
+def signal_gates(signal_name: str) -> None:
+    for unit in gate_units():
+        sh(f"systemctl kill --signal={signal_name} {unit}")
+
+
 def kill_module_in_container() -> None:
     """What an SSH cut does to the module: its process on the device dies (the gate must not)."""
-    pids = sh("pgrep -f AnsiballZ_voice_release_activate || true").stdout.split()
+    pids = module_pids()
     if pids:
         sh(f"kill -9 {' '.join(pids)} || true")
 
@@ -377,8 +388,12 @@ def test_failed_check_is_rolled_back(device, release, step, seen):
     assert running_release() == GOOD2
 
 
-def start_and_cut(release: str, health: int) -> None:
-    """Start the module, then cut it (controller and device side) once the gate has switched."""
+def start_and_cut(release: str, health: int, freeze: bool = False) -> None:
+    """Start the module, then cut it (controller and device side) once the gate has switched.
+
+    freeze: stop the gate (SIGSTOP) the moment the switch is seen, before the cut; the caller
+    thaws it (signal_gates("SIGCONT")). However slow the machine, the gate is then still running.
+    """
     proc = subprocess.Popen(
         ansible_argv(release=release, health_seconds=health),
         cwd=ROOT,
@@ -389,6 +404,8 @@ def start_and_cut(release: str, health: int) -> None:
     )
     try:
         wait_until(f"current -> {release}", lambda: link("current") == f"releases/{release}", 60)
+        if freeze:
+            signal_gates("SIGSTOP")
         assert gate_units(), "no gate unit runs"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -418,26 +435,19 @@ def test_connection_cut_during_the_gate_reverts_on_the_device(device):
     assert running_release() == GOOD2
 
 
-def signal_gates(signal_name: str) -> None:
-    for unit in gate_units():
-        sh(f"systemctl kill --signal={signal_name} {unit}")
-
-
 def module_age() -> int:
     """Seconds the newest activation module on the device has run (0: none runs)."""
-    # The bracket keeps pgrep from matching the shell that runs it.
-    pids = sh("pgrep -n -f '[A]nsiballZ_voice_release_activate' || true").stdout.split()
+    pids = module_pids(newest=True)
     if not pids:
         return 0
     return int(sh(f"ps -o etimes= -p {pids[0]} || echo 0").stdout.split()[0] or 0)
 
 
 def test_next_run_waits_for_a_gate_left_running(device):
-    start_and_cut(GOOD1, health=6)
     # The gate left running is frozen until the next run's module has run a while on the device:
     # that run then finds the gate still running however slowly it started (no race with the gate).
-    signal_gates("SIGSTOP")
     try:
+        start_and_cut(GOOD1, health=6, freeze=True)
         proc = start_activate(release=GOOD1, health_seconds=6)
         wait_until("the next run's module on the device", lambda: module_age() >= 2, 120)
     finally:
