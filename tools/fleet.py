@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-verify", dest="verify", action="store_false", help="skip the Ansible check (up)"
     )
+    parser.add_argument(
+        "--health-seconds",
+        type=int,
+        metavar="N",
+        help="the devices' release health gate in seconds, written to the inventory (up; default the role's)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable status")
     return parser.parse_args(argv)
 
@@ -98,6 +104,8 @@ def validate(args: argparse.Namespace) -> Fleet:
         )
     if not 1 <= args.count <= MAX_DEVICES:
         raise FleetError(f"--count must be 1..{MAX_DEVICES}, got {args.count}")
+    if args.health_seconds is not None and not 1 <= args.health_seconds <= 600:
+        raise FleetError(f"--health-seconds must be 1..600, got {args.health_seconds}")
     if not 1024 <= args.port_base <= 65535 - MAX_DEVICES:
         raise FleetError(f"--port-base must be 1024..{65535 - MAX_DEVICES}, got {args.port_base}")
     return Fleet(args.prefix, args.port_base, args.state_dir.resolve())
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             raise FleetError("the fleet needs Docker and the registry stack: run it as root")
         fleet = validate(args)
         if args.command == "up":
-            up(fleet, args.count, args.arm64, args.verify)
+            up(fleet, args.count, args.arm64, args.verify, args.health_seconds)
         elif args.command == "down":
             down(fleet)
         else:

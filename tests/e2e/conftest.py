@@ -36,6 +36,11 @@ BIN = Path(sys.executable).parent
 E2E_PREFIX = os.environ.get("VF_E2E_PREFIX", "vf-e2e")
 E2E_PORT_BASE = int(os.environ.get("VF_E2E_PORT_BASE", "2301"))
 E2E_STATE_DIR = ROOT / ".cache" / f"fleet-{E2E_PREFIX.removeprefix('vf-')}"
+# Every e2e fleet's release health gate, as molecule's simulated device has it
+# (molecule/shared/vars/device.yml) instead of the role's 10 s: the crash
+# variant (tools/client_variant.py) dies 3 s after READY, well inside it, and
+# every activation of the e2e runs waits 5 s less.
+E2E_UP_ARGS = ("--health-seconds=5",)
 
 
 def fleet_cli(
@@ -117,6 +122,7 @@ class FleetHandle(Fleet):
         return fleet_cli(
             "up",
             f"--count={len(self.hosts)}",
+            *E2E_UP_ARGS,
             *args,
             prefix=self.prefix,
             port_base=self.port_base,
@@ -149,7 +155,7 @@ def start_fleet(
     arm64: bool = False,
 ) -> tuple[FleetHandle, subprocess.CompletedProcess[str]]:
     """Bring a fleet up; return its handle and the output of `up`."""
-    args = [f"--count={count}", *(["--arm64"] if arm64 else [])]
+    args = [f"--count={count}", *E2E_UP_ARGS, *(["--arm64"] if arm64 else [])]
     proc = fleet_cli("up", *args, prefix=prefix, port_base=port_base, state_dir=state_dir)
     status = fleet_cli("status", "--json", prefix=prefix, port_base=port_base, state_dir=state_dir)
     rows = json.loads(status.stdout)["hosts"]

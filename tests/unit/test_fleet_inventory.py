@@ -47,3 +47,23 @@ def test_the_fleet_never_overrides_a_production_setting(tmp_path, monkeypatch):
     monkeypatch.setattr(inventory, "PRODUCTION_INVENTORY", clashing)
     with pytest.raises(FleetError, match=r"sets compose \['ansible_port'\]"):
         inventory.fleet_inventory_source()
+
+
+def test_the_health_gate_is_written_only_when_asked_for(tmp_path):
+    from simfleet.model import Fleet  # noqa: PLC0415
+
+    fleet = Fleet("vf-unit", 2901, tmp_path)
+    group_vars = fleet.inventory / "group_vars" / "all.yml"
+    default = yaml.safe_load(inventory.inventory_files(fleet)[group_vars])
+    assert "voice_release_health_seconds" not in default, "the role's own default applies"
+    asked = yaml.safe_load(inventory.inventory_files(fleet, health_seconds=5)[group_vars])
+    assert asked["voice_release_health_seconds"] == 5
+    assert asked.items() >= default.items()
+
+
+def test_a_bad_health_gate_is_refused_naming_the_value(tmp_path):
+    import fleet as fleet_cli  # noqa: PLC0415 (tools/fleet.py)
+
+    args = fleet_cli.parse_args(["up", "--health-seconds", "0", "--state-dir", str(tmp_path)])
+    with pytest.raises(FleetError, match=r"--health-seconds must be 1\.\.600, got 0"):
+        fleet_cli.validate(args)

@@ -108,6 +108,8 @@ def record(
     ready: list[Ready],
     gone: tuple[list[str], set[int]],
     report: Report,
+    *,
+    health_seconds: int | None = None,
 ) -> None:
     """known_hosts, the registry rows and the inventory, as the running devices are."""
     gone_uuids, gone_ports = gone
@@ -117,12 +119,12 @@ def record(
         report.change(f"known_hosts: {display_path(fleet.known_hosts)} updated")
     for message in seed_registry(fleet, env, ready, gone_uuids):
         report.change(message)
-    for path, text in inventory_files(fleet).items():
+    for path, text in inventory_files(fleet, health_seconds).items():
         if write_if_changed(path, text):
             report.change(f"inventory: wrote {display_path(path)}")
 
 
-def up(fleet: Fleet, count: int, arm64: bool, verify: bool) -> None:
+def up(fleet: Fleet, count: int, arm64: bool, verify: bool, health_seconds: int | None = None) -> None:
     started = time.monotonic()
     ensure_docker()
     env = ensure_stack()
@@ -143,7 +145,7 @@ def up(fleet: Fleet, count: int, arm64: bool, verify: bool) -> None:
             server_image=server_image,
             report=report,
         )
-        record(fleet, env, ready, gone, report)
+        record(fleet, env, ready, gone, report, health_seconds=health_seconds)
         if verify:
             verify_with_ansible(fleet, env, [dev.name for dev in devices])
     arches = ", ".join(

@@ -39,7 +39,8 @@ def fleet_inventory_source() -> dict[str, Any]:
     return source
 
 
-def inventory_files(fleet: Fleet) -> dict[Path, str]:
+def inventory_files(fleet: Fleet, health_seconds: int | None = None) -> dict[Path, str]:
+    """The inventory's files; health_seconds, when given, sets the devices' release health gate."""
     header = (
         "---\n"
         f"# Written by tools/fleet.py for the simulated fleet {fleet.prefix!r}; rewritten by every `up`.\n"
@@ -54,6 +55,8 @@ def inventory_files(fleet: Fleet) -> dict[Path, str]:
         "voice_agent_registry_url": fleet.relay_url,
         "voice_agent_store_url": f"{fleet.relay_url}/store",
     }
+    if health_seconds is not None:
+        group_vars["voice_release_health_seconds"] = health_seconds
     return {
         fleet.inventory / "fleet.supabase.yml": header
         + "# Every online (or updating) device of the registry at SUPABASE_URL, read with\n"
