@@ -118,7 +118,7 @@ lint: setup ## yamllint, ruff (lint + format), ansible-lint (production profile)
 	$(LINT_ENV) ansible-lint
 
 .PHONY: test
-test: setup lint ## The whole suite (what CI runs): quick, e2e and molecule phases side by side
+test: setup ## The whole suite (what CI runs): lint, then quick, e2e and molecule phases side by side
 	@PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test.sh
 
 .PHONY: test-quick

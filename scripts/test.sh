@@ -19,6 +19,8 @@
 # lasts as long as its CPU work: each log ends with the tests that cost the most
 # controller CPU as well as the slowest ones, and the lanes are balanced by hand
 # on those figures.
+# Lint (make lint) runs first, beside the preparation of the test bed and the
+# registry stacks; a lint failure stops the run before any phase starts.
 # Each phase writes its own log under .cache/test-logs/; on failure its summary
 # and the tail of its log are shown. Extra pytest arguments: PYTEST_ARGS. Exit
 # status: non-zero when any phase failed (pytest's own code, so "no tests
@@ -38,15 +40,16 @@ mkdir -p "$LOGS"
 stray=$(find tests -name 'test_*.py' | grep -v -E '^tests/(unit|integration|voice_client|e2e|molecule)/' || true)
 [[ -z $stray ]] || die "test files outside every phase of scripts/test.sh: $stray"
 
+# Lint (make lint) runs beside the preparation below: it needs only the venv,
+# and on a fresh machine the base image's debootstrap waits mostly on the
+# network and the disk. A lint failure still stops the run before any test.
+log "Linting (make lint, log: $LOGS/lint.log) beside the preparation"
+make -s -o setup lint >"$LOGS/lint.log" 2>&1 &
+lint=$!
+
 # What the phases share is built once, before they start (no races).
 log "Preparing the test bed and the registry stacks"
 scripts/bed.sh image >/dev/null
-# The aarch64 image takes minutes of emulated debootstrap on a fresh machine (5m49s here), and
-# only the heavy lane's emulated scenario runs on it: it is built in the background, beside
-# the lanes, and that scenario runs last in its lane (bed.sh's lock makes it wait for this
-# build).
-scripts/bed.sh image arm64 >"$LOGS/bed-arm64.log" 2>&1 &
-bed_arm64=$!
 "$PY" tools/stack.py up
 VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT "$PY" tools/stack.py up
 # The e2e lane's registry starts empty: its tests count the rows a play writes and roll
@@ -54,6 +57,17 @@ VF_STACK_DIR=$QUICK_STACK_DIR VF_STACK_PORT=$QUICK_STACK_PORT "$PY" tools/stack.
 VF_STACK_DIR=$E2E_STACK_DIR "$PY" tools/stack.py down
 rm -rf "$E2E_STACK_DIR/pgdata"
 VF_STACK_DIR=$E2E_STACK_DIR VF_STACK_PORT=$E2E_STACK_PORT "$PY" tools/stack.py up
+if ! wait "$lint"; then
+    tail -40 "$LOGS/lint.log" >&2
+    die "lint failed (full log: $LOGS/lint.log); no test ran"
+fi
+tail -3 "$LOGS/lint.log"
+# The aarch64 image takes minutes of emulated debootstrap on a fresh machine (5m49s here), and
+# only the heavy lane's emulated scenario runs on it: it is built in the background, beside
+# the lanes, and that scenario runs last in its lane (bed.sh's lock makes it wait for this
+# build).
+scripts/bed.sh image arm64 >"$LOGS/bed-arm64.log" 2>&1 &
+bed_arm64=$!
 
 start=$(date +%s)
 # phase NAME ENV... COMMAND...: one pytest run into its log; its exit status into NAME.rc.
