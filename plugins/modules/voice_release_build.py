@@ -18,8 +18,9 @@ description:
     size, mtime_ns, ctime_ns and inode, so unchanged files are not re-read on every build).
   - Distributions whose wheel file and sha256 equal the previous release's are hard-linked
     (copied across file systems) from the previous venv; their console scripts are written
-    anew for the new venv. pip, run from its wheel file by the new venv's interpreter,
-    installs the rest with C(--no-index --no-deps --require-hashes --only-binary=:all:).
+    anew for the new venv. pip, run by the new venv's interpreter from its wheel file (or from
+    the copy of it that O(tools_dir) keeps), installs the rest with
+    C(--no-index --no-deps --require-hashes --only-binary=:all:).
   - Then C(pip check), an import of every module of O(import_check) and the client's
     C(self-check) as O(selfcheck_user). A failure names the step, removes the partial release
     (never O(previous_release_dir)) and leaves no marker.
@@ -84,6 +85,15 @@ options:
     description:
       - The pip wheel file that pip runs from. Default the newest
         C(/usr/share/python-wheels/pip-*.whl) (Debian's python3-pip-whl, brought by python3-venv).
+    type: path
+  tools_dir:
+    description:
+      - Where the device keeps its installer tools. When set, pip runs from
+        C(<tools_dir>/pip-<version>-<sha256[:12]>), the O(pip_wheel) unpacked and compiled to
+        bytecode by the first build that needs it (its C(.complete) file written last); older
+        copies are removed then.
+      - Run from the wheel file, pip compiles its own code anew on every run, since a zip import
+        keeps no bytecode. That costs about 2 s of CPU for each of a build's two pip runs.
     type: path
   import_check:
     description: Modules to import with the new venv's interpreter.
@@ -212,6 +222,7 @@ import subprocess  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import zipfile  # noqa: E402
 
 try:  # Ansible ships it with the module (the collection's module_utils).
     from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
@@ -226,6 +237,9 @@ MARKER = ".build-complete"
 HASH_CACHE = ".sha256-cache.json"
 LOCK_FILE = ".voice-release-build.lock"
 PIP_WHEEL_GLOB = "/usr/share/python-wheels/pip-*.whl"
+TOOL_COMPLETE = ".complete"
+# A half-unpacked copy of pip this old was left by a run that died (a live one takes seconds).
+STALE_UNPACK_S = 3600
 ERROR_LINES = 15
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HASH_OPT = re.compile(r"--hash[=\s]+sha256:([0-9a-fA-F]{64})")
@@ -657,6 +671,55 @@ def default_pip_wheel() -> str | None:
     return found[-1] if found else None
 
 
+def unpacked_pip(python: str, pip_wheel: str, tools_dir: str, step: str) -> str:
+    """The directory of pip_wheel unpacked under tools_dir and compiled by python, made once.
+
+    Made in a temporary directory and renamed into place with its .complete file
+    already in it, so a copy that exists is whole. Once a new copy is in place the
+    other copies (an older pip) and unpacks left by a run that died are removed.
+    """
+    dist, version = wheel_dist(os.path.basename(pip_wheel))
+    target = os.path.join(tools_dir, f"{dist}-{version}-{sha256_file(pip_wheel)[:12]}")
+    if os.path.isfile(os.path.join(target, TOOL_COMPLETE)):
+        return target
+    try:
+        os.makedirs(tools_dir, mode=0o755, exist_ok=True)
+        work = tempfile.mkdtemp(dir=tools_dir, prefix=f".{dist}-")
+    except OSError as exc:
+        raise BuildError(step, f"tools_dir {tools_dir}: {exc}") from None
+    try:
+        with zipfile.ZipFile(pip_wheel) as wheel:
+            unsafe = [n for n in wheel.namelist() if n.startswith("/") or ".." in n.split("/")]
+            if unsafe:
+                raise BuildError(step, f"{pip_wheel}: members outside the wheel's tree: {unsafe[:3]}")
+            wheel.extractall(work)  # noqa: S202 - every member name was checked just above
+        run(step, [python, "-m", "compileall", "-q", work])
+        write_atomic(os.path.join(work, TOOL_COMPLETE), f"{os.path.basename(pip_wheel)}\n".encode())
+        os.chmod(work, 0o755)  # noqa: S103 - like every tool, readable by all
+        if os.path.lexists(target):  # not whole (no .complete): never used, replaced
+            shutil.rmtree(target)
+        os.rename(work, target)
+    except (OSError, zipfile.BadZipFile) as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if os.path.isfile(os.path.join(target, TOOL_COMPLETE)):
+            return target  # another build made it meanwhile
+        raise BuildError(step, f"cannot unpack {pip_wheel} into {tools_dir}: {exc}") from None
+    except BuildError:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    fsync_dir(tools_dir)
+    now = time.time()
+    for name in os.listdir(tools_dir):
+        path = os.path.join(tools_dir, name)
+        if path == target or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        older = name.startswith(f"{dist}-")
+        dead = name.startswith(f".{dist}-") and now - os.stat(path).st_mtime > STALE_UNPACK_S
+        if older or dead:
+            shutil.rmtree(path, ignore_errors=True)
+    return target
+
+
 def plan_build(p: dict, reqs: list[dict]) -> tuple[dict, list[dict], str | None]:
     """(reuse plans by dist, requirements pip installs, previous site-packages)."""
     prev = p["previous_release_dir"]
@@ -698,11 +761,20 @@ class Builder:
         self.wheel_dir = p["wheel_dir"]
         self.venv = os.path.join(self.release_dir, "venv")
         self.python = os.path.join(self.venv, "bin", "python")
-        self.pip = [self.python, p["pip_wheel"] + "/pip"]
+        self._pip: list[str] = []
         self.step = "wheel hashes"
         self.timings: dict[str, float] = {}
         self.plans: dict[str, dict] = {}
         self.rest: list[dict] = reqs
+
+    def pip(self, step: str) -> list[str]:
+        """How to run pip: from its unpacked, compiled copy when tools_dir is set, else its wheel."""
+        if not self._pip:
+            where = self.p["pip_wheel"]
+            if self.p["tools_dir"]:
+                where = unpacked_pip(self.p["python"], where, self.p["tools_dir"], step)
+            self._pip = [self.python, os.path.join(where, "pip")]
+        return self._pip
 
     def timed(self, step: str, func, *args):
         self.step = step
@@ -717,7 +789,7 @@ class Builder:
         self.timed("venv", self.venv_step)
         self.timed("reuse", self.reuse)
         self.timed("install", self.install)
-        self.timed("pip check", run, "pip check", [*self.pip, "check", "--disable-pip-version-check"], "/")
+        self.timed("pip check", self.pip_check)
         if self.p["import_check"]:
             code = "import " + ", ".join(self.p["import_check"])
             self.timed("import check", run, "import check", [self.python, "-c", code], "/")
@@ -780,7 +852,7 @@ class Builder:
             run(
                 "install",
                 [
-                    *self.pip,
+                    *self.pip("install"),
                     "install",
                     *options,
                     "--disable-pip-version-check",
@@ -793,6 +865,10 @@ class Builder:
             )
         finally:
             os.unlink(req_file)
+
+    # 6. the installed distributions' requirements are all met (the lock is complete)
+    def pip_check(self) -> None:
+        run("pip check", [*self.pip("pip check"), "check", "--disable-pip-version-check"], "/")
 
     # 7. the marker, last: everything before it reaches the disk first
     def marker(self) -> None:
@@ -819,6 +895,7 @@ ARGUMENT_SPEC = {
     "previous_release_dir": {"type": "path"},
     "python": {"type": "path", "default": "/usr/bin/python3"},
     "pip_wheel": {"type": "path"},
+    "tools_dir": {"type": "path"},
     "import_check": {"type": "list", "elements": "str", "default": []},
     "selfcheck_user": {"type": "str", "default": "voice-client"},
     "env_file": {"type": "path", "default": "/etc/voice-client/voice-client.env"},

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -424,6 +425,70 @@ def test_missing_pip_wheel_is_named(device, house):
     missing = str(device["tmp"] / "pip-99-py3-none-any.whl")
     rc, result = run_module(release_args(device, house, VC11, pip_wheel=missing), device["tmp"])
     assert rc != 0 and missing in result["msg"]
+
+
+def _pip_copy_name(pip_wheel: Path) -> str:
+    return f"pip-{pip_wheel.name.split('-')[1]}-{sha256(pip_wheel)[:12]}"
+
+
+def test_pip_runs_from_a_copy_unpacked_and_compiled_once(device, house):
+    """With tools_dir the first build unpacks pip and compiles it; the next one runs that very copy."""
+    stock(device, house, ALPHA, VC11, VC12)
+    tools = device["base"] / "tools"
+    pip_wheel = max(Path("/usr/share/python-wheels").glob("pip-*.whl"))
+    first = release_args(device, house, VC11, tools_dir=str(tools), pip_wheel=str(pip_wheel))
+    assert build_ok(first, device["tmp"])["installed"] == ["alpha-lib", "voice-client"]
+    copy = tools / _pip_copy_name(pip_wheel)
+    assert sorted(p.name for p in tools.iterdir()) == [copy.name]
+    assert (copy / ".complete").read_text() == f"{pip_wheel.name}\n"
+    assert list((copy / "pip" / "__pycache__").glob("__main__.cpython-311.pyc")), "not compiled"
+    made = tree(copy)
+    second = release_args(
+        device,
+        house,
+        VC12,
+        tools_dir=str(tools),
+        pip_wheel=str(pip_wheel),
+        previous_release_dir=first["release_dir"],
+    )
+    assert build_ok(second, device["tmp"])["installed"] == ["voice-client"]
+    assert tree(copy) == made, "the copy was made again or changed"
+
+    # A broken copy fails a build: the build runs pip from it, not from the wheel.
+    (copy / "pip" / "__main__.py").write_text("raise SystemExit('pip from the tools copy')\n")
+    shutil.rmtree(second["release_dir"])
+    rc, result = run_module(second, device["tmp"])
+    assert rc != 0 and result["step"] == "install" and "pip from the tools copy" in result["error"], result
+
+
+def test_a_new_pip_copy_replaces_older_and_dead_ones(device, house):
+    stock(device, house, ALPHA, VC11)
+    tools = device["base"] / "tools"
+    pip_wheel = max(Path("/usr/share/python-wheels").glob("pip-*.whl"))
+    older = tools / "pip-1.0-0123456789ab"  # an older pip's whole copy
+    dead = tools / ".pip-dead"  # a run that died while unpacking, long ago
+    alive = tools / ".pip-alive"  # a run unpacking now
+    half = tools / _pip_copy_name(pip_wheel)  # not whole (no .complete): never trusted
+    uv = tools / "uv-0.5.0-0123456789ab"  # another tool is not pip's business
+    for path in (older, dead, alive, half, uv):
+        (path / "pip").mkdir(parents=True)
+    (older / ".complete").write_text("pip-1.0-py3-none-any.whl\n")
+    (half / "pip" / "__main__.py").write_text("raise SystemExit('half a copy')\n")
+    os.utime(dead, (1, 1))
+    build_ok(release_args(device, house, VC11, tools_dir=str(tools), pip_wheel=str(pip_wheel)), device["tmp"])
+    assert sorted(p.name for p in tools.iterdir()) == sorted([".pip-alive", half.name, uv.name])
+    assert (half / ".complete").is_file() and "half a copy" not in (half / "pip" / "__main__.py").read_text()
+
+
+def test_a_pip_wheel_that_cannot_be_unpacked_is_named_and_leaves_nothing(device, house):
+    stock(device, house, ALPHA, VC11)
+    tools = device["base"] / "tools"
+    bad = device["tmp"] / "pip-99.0-py3-none-any.whl"
+    bad.write_bytes(b"not a zip file")
+    args = release_args(device, house, VC11, tools_dir=str(tools), pip_wheel=str(bad))
+    rc, result = run_module(args, device["tmp"])
+    assert rc != 0 and result["step"] == "install" and str(bad) in result["error"], result
+    assert list(tools.iterdir()) == [] and not Path(args["release_dir"]).exists()
 
 
 def test_a_build_names_the_inputs_it_lacks_and_build_false_is_the_action_s(device, house):

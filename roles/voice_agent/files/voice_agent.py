@@ -68,6 +68,7 @@ CONFIG_FILE = "/etc/voice-client/agent.env"
 BASE = "/opt/voice-client"
 RELEASES = BASE + "/releases"
 WHEELS = BASE + "/wheels"
+TOOLS = BASE + "/tools"
 CURRENT = BASE + "/current"
 STATE_FILE = "/var/lib/voice-client/agent-state.json"
 LOCK_FILE = "/run/voice-agent.lock"
@@ -570,6 +571,7 @@ class Agent:
         params = {
             "release_dir": os.path.join(RELEASES, release),
             "wheel_dir": os.path.join(WHEELS, self.platform),
+            "tools_dir": TOOLS,
             "requirements": manifest["requirements"],
             "wheels": {name: info["sha256"] for name, info in manifest["files"].items()},
             "python": self.cfg["VOICE_AGENT_PYTHON"],
