@@ -713,7 +713,7 @@ def unpacked_pip(python: str, pip_wheel: str, tools_dir: str, step: str) -> str:
         path = os.path.join(tools_dir, name)
         if path == target or not os.path.isdir(path) or os.path.islink(path):
             continue
-        older = name.startswith(f"{dist}-")
+        older = re.fullmatch(rf"{re.escape(dist)}-[^-]+-[0-9a-f]{{12}}", name) is not None
         dead = name.startswith(f".{dist}-") and now - os.stat(path).st_mtime > STALE_UNPACK_S
         if older or dead:
             shutil.rmtree(path, ignore_errors=True)

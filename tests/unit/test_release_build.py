@@ -470,13 +470,16 @@ def test_a_new_pip_copy_replaces_older_and_dead_ones(device, house):
     alive = tools / ".pip-alive"  # a run unpacking now
     half = tools / _pip_copy_name(pip_wheel)  # not whole (no .complete): never trusted
     uv = tools / "uv-0.5.0-0123456789ab"  # another tool is not pip's business
-    for path in (older, dead, alive, half, uv):
+    tools_of_pip = tools / "pip-tools-7.4.1-0123456789ab"  # nor is one named like it
+    for path in (older, dead, alive, half, uv, tools_of_pip):
         (path / "pip").mkdir(parents=True)
     (older / ".complete").write_text("pip-1.0-py3-none-any.whl\n")
     (half / "pip" / "__main__.py").write_text("raise SystemExit('half a copy')\n")
     os.utime(dead, (1, 1))
     build_ok(release_args(device, house, VC11, tools_dir=str(tools), pip_wheel=str(pip_wheel)), device["tmp"])
-    assert sorted(p.name for p in tools.iterdir()) == sorted([".pip-alive", half.name, uv.name])
+    assert sorted(p.name for p in tools.iterdir()) == sorted(
+        [".pip-alive", half.name, uv.name, tools_of_pip.name]
+    )
     assert (half / ".complete").is_file() and "half a copy" not in (half / "pip" / "__main__.py").read_text()
 
 
