@@ -694,8 +694,11 @@ def unpacked_pip(python: str, pip_wheel: str, tools_dir: str, step: str) -> str:
                 raise BuildError(step, f"{pip_wheel}: members outside the wheel's tree: {unsafe[:3]}")
             wheel.extractall(work)  # noqa: S202 - every member name was checked just above
         run(step, [python, "-m", "compileall", "-q", work])
+        for top, _dirs, files in os.walk(work):  # root's alone to change, whatever the umask
+            os.chmod(top, 0o755)  # noqa: S103 - readable by all, like every tool
+            for name in files:
+                os.chmod(os.path.join(top, name), 0o644)
         write_atomic(os.path.join(work, TOOL_COMPLETE), f"{os.path.basename(pip_wheel)}\n".encode())
-        os.chmod(work, 0o755)  # noqa: S103 - like every tool, readable by all
         if os.path.lexists(target):  # not whole (no .complete): never used, replaced
             shutil.rmtree(target)
         os.rename(work, target)
