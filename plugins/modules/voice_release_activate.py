@@ -134,6 +134,7 @@ import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 try:  # Ansible ships it with the module (the collection's module_utils).
@@ -555,7 +556,15 @@ class Activation:
         if not os.path.isdir(JOB_DIR):
             return waited
         for job_path, unit in self.pending_jobs():
-            if not self.module.check_mode and self.wait_for_result(job_path, unit) is None:
+            if self.module.check_mode:
+                waited.append(unit)
+                continue
+            # In the device's journal: a run that seems stuck says what it waits for.
+            self.module.log(
+                f"waiting for the activation gate of an earlier run, {unit}; "
+                f"its result goes to {_result_path(job_path)}"
+            )
+            if self.wait_for_result(job_path, unit) is None:
                 self.fail(
                     f"an earlier activation gate ({unit}) still runs on {self.host} after {self.timeout}s; "
                     f"its result will be in {_result_path(job_path)}",
@@ -754,6 +763,10 @@ class _PlainModule:
         if path is None and required:
             self.fail_json(msg=f"{name} not found on PATH")
         return path
+
+    def log(self, msg):
+        """AnsibleModule.log's journal line: the agent's own output, which its unit sends there."""
+        print(f"voice_release_activate: {msg}", file=sys.stderr, flush=True)
 
     def exit_json(self, **result):
         raise _Done(result)

@@ -435,21 +435,21 @@ def test_connection_cut_during_the_gate_reverts_on_the_device(device):
     assert running_release() == GOOD2
 
 
-def module_age() -> int:
-    """Seconds the newest activation module on the device has run (0: none runs)."""
-    pids = module_pids(newest=True)
-    if not pids:
-        return 0
-    return int(sh(f"ps -o etimes= -p {pids[0]} || echo 0").stdout.split()[0] or 0)
+def waits_logged(units: list[str]) -> bool:
+    """Whether an activation module said in the device's journal that it waits for one of `units`."""
+    lines = sh("journalctl -q -o cat --grep 'waiting for the activation gate' || true").stdout.splitlines()
+    names = [u.removesuffix(".service") for u in units]  # the module names the unit without it
+    return any(f"earlier run, {name};" in line for line in lines for name in names)
 
 
 def test_next_run_waits_for_a_gate_left_running(device):
-    # The gate left running is frozen until the next run's module has run a while on the device:
-    # that run then finds the gate still running however slowly it started (no race with the gate).
+    # The gate left running is frozen until the next run says in the journal that it waits for
+    # it: however slowly that run starts, it finds the gate running (no race with the gate).
     try:
         start_and_cut(GOOD1, health=6, freeze=True)
+        units = gate_units()
         proc = start_activate(release=GOOD1, health_seconds=6)
-        wait_until("the next run's module on the device", lambda: module_age() >= 2, 120)
+        wait_until("the next run to wait for the gate", lambda: waits_logged(units), 120)
     finally:
         signal_gates("SIGCONT")
     result = finish_activate(proc)
