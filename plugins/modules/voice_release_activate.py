@@ -766,7 +766,8 @@ class _PlainModule:
 
     def log(self, msg):
         """AnsibleModule.log's journal line: the agent's own output, which its unit sends there."""
-        print(f"voice_release_activate: {msg}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"voice_release_activate: {msg}\n")
+        sys.stderr.flush()
 
     def exit_json(self, **result):
         raise _Done(result)
