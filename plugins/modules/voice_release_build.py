@@ -21,8 +21,12 @@ description:
     anew for the new venv. pip, run by the new venv's interpreter from its wheel file (or from
     the copy of it that O(tools_dir) keeps), installs the rest with
     C(--no-index --no-deps --require-hashes --only-binary=:all:).
-  - Then C(pip check), an import of every module of O(import_check) and the client's
-    C(self-check) as O(selfcheck_user). A failure names the step, removes the partial release
+  - Then, in one run of the new venv's interpreter as O(selfcheck_user) (so that pip, numpy and
+    the rest start once), what C(pip check) checks (every requirement of every installed
+    distribution, its markers evaluated, is installed at a version it accepts; with pip's
+    vendored C(packaging), pip itself does not run), an import of every module of
+    O(import_check), and the client's C(self-check) through its console script. A failure
+    names the step, removes the partial release
     (never O(previous_release_dir)) and leaves no marker.
   - Idempotent, a release whose marker names it is not touched (changed=false).
 options:
@@ -162,14 +166,14 @@ installed:
   elements: str
   returned: always
 timings:
-  description: Seconds spent per step (wheel hashes, venv, reuse, install, pip check, import check,
-    self-check, marker, total).
+  description: Seconds spent per step (wheel hashes, venv, reuse, install, dependency check,
+    import check, self-check, marker, total).
   type: dict
   returned: always
 step:
   description: >-
-    The step that failed, one of: arguments, wheel hashes, venv, reuse, install, pip check,
-    import check, self-check, marker.
+    The step that failed, one of: arguments, wheel hashes, venv, reuse, install, dependency
+    check, import check, self-check, marker.
   type: str
   returned: failure
 error:
@@ -246,6 +250,58 @@ _HASH_OPT = re.compile(r"--hash[=\s]+sha256:([0-9a-fA-F]{64})")
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+!-]*\.whl$")
 _SAFE_SCRIPT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _ENTRY = re.compile(r"^\s*(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+))?\s*(?:\[[^\]]*\])?\s*$")
+
+
+# The checks a new release passes before it may be activated, in one run of its venv's
+# interpreter (as O(selfcheck_user)), so that pip, numpy and the rest start once, not three
+# times. argv: where pip is imported from (its copy or its wheel; only its vendored
+# ``packaging`` is used, pip itself does not run), the console script to run as
+# ``<script> self-check --env-file <env file>`` (empty: none), the env file, then the
+# modules of import_check. 1. what ``pip check`` checks: every requirement of every
+# installed distribution, its markers evaluated, is installed at a version it accepts;
+# 2. every module imports; 3. the client's self-check, through its own entry point. Each
+# passed stage prints a line starting with CHECK_MARK.
+CHECK_MARK = "@@voice-release-check "
+CHECK_SCRIPT = r"""
+import importlib, runpy, sys, sysconfig, time
+from importlib import metadata
+mark, (pip_home, script, env_file), modules = "@@voice-release-check ", sys.argv[1:4], sys.argv[4:]
+started = time.monotonic()
+sys.path.append(pip_home)
+from pip._vendor.packaging.requirements import Requirement
+from pip._vendor.packaging.utils import canonicalize_name
+sys.path.remove(pip_home)
+paths = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+installed = {}
+for dist in metadata.distributions(path=paths):
+    if dist.metadata["Name"]:
+        installed.setdefault(canonicalize_name(dist.metadata["Name"]), dist)
+problems = []
+for _key, dist in sorted(installed.items()):
+    who = dist.metadata["Name"] + " " + dist.version
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        dep = installed.get(canonicalize_name(req.name))
+        if dep is None:
+            problems.append(who + " requires " + req.name + ", which is not installed.")
+        elif not req.specifier.contains(dep.version, prereleases=True):
+            have = dep.metadata["Name"] + " " + dep.version
+            problems.append(who + " has requirement " + str(req) + ", but you have " + have + ".")
+if problems:
+    sys.stderr.write("\n".join(problems) + "\n")
+    raise SystemExit(3)
+print(mark + "dependency check %.3f" % (time.monotonic() - started), flush=True)
+started = time.monotonic()
+for module in modules:
+    importlib.import_module(module)
+print(mark + "import check %.3f" % (time.monotonic() - started), flush=True)
+if script:
+    sys.argv = [script, "self-check", "--env-file", env_file]
+    runpy.run_path(script, run_name="__main__")
+"""
+CHECK_STEPS = ("dependency check", "import check", "self-check")
 
 
 class BuildError(Exception):
@@ -764,20 +820,24 @@ class Builder:
         self.wheel_dir = p["wheel_dir"]
         self.venv = os.path.join(self.release_dir, "venv")
         self.python = os.path.join(self.venv, "bin", "python")
-        self._pip: list[str] = []
+        self._pip_home = ""
         self.step = "wheel hashes"
         self.timings: dict[str, float] = {}
         self.plans: dict[str, dict] = {}
         self.rest: list[dict] = reqs
 
-    def pip(self, step: str) -> list[str]:
-        """How to run pip: from its unpacked, compiled copy when tools_dir is set, else its wheel."""
-        if not self._pip:
+    def pip_home(self, step: str) -> str:
+        """Where pip is imported from: its unpacked, compiled copy when tools_dir is set, else its wheel."""
+        if not self._pip_home:
             where = self.p["pip_wheel"]
             if self.p["tools_dir"]:
                 where = unpacked_pip(self.p["python"], where, self.p["tools_dir"], step)
-            self._pip = [self.python, os.path.join(where, "pip")]
-        return self._pip
+            self._pip_home = where
+        return self._pip_home
+
+    def pip(self, step: str) -> list[str]:
+        """How to run pip, with the new venv's interpreter."""
+        return [self.python, os.path.join(self.pip_home(step), "pip")]
 
     def timed(self, step: str, func, *args):
         self.step = step
@@ -792,14 +852,7 @@ class Builder:
         self.timed("venv", self.venv_step)
         self.timed("reuse", self.reuse)
         self.timed("install", self.install)
-        self.timed("pip check", self.pip_check)
-        if self.p["import_check"]:
-            code = "import " + ", ".join(self.p["import_check"])
-            self.timed("import check", run, "import check", [self.python, "-c", code], "/")
-        if self.p["run_selfcheck"]:
-            voice_client = os.path.join(self.venv, "bin", "voice-client")
-            argv = ["runuser", "-u", self.p["selfcheck_user"], "--", voice_client, "self-check"]
-            self.timed("self-check", run, "self-check", [*argv, "--env-file", self.p["env_file"]], "/")
+        self.checks()
         self.timed("marker", self.marker)
         return {"reused": sorted(self.plans), "installed": sorted(r["dist"] for r in self.rest)}
 
@@ -869,9 +922,42 @@ class Builder:
         finally:
             os.unlink(req_file)
 
-    # 6. the installed distributions' requirements are all met (the lock is complete)
-    def pip_check(self) -> None:
-        run("pip check", [*self.pip("pip check"), "check", "--disable-pip-version-check"], "/")
+    # 6. the installed distributions' requirements are all met (the lock is complete), every
+    # module of import_check imports and the client's self-check passes: one run (CHECK_SCRIPT)
+    def checks(self) -> None:
+        self.step = CHECK_STEPS[0]
+        script = os.path.join(self.venv, "bin", "voice-client") if self.p["run_selfcheck"] else ""
+        argv = [self.python, "-c", CHECK_SCRIPT, self.pip_home(self.step), script, self.p["env_file"]]
+        if script:
+            argv = ["runuser", "-u", self.p["selfcheck_user"], "--", *argv]
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                [*argv, *self.p["import_check"]],
+                capture_output=True,
+                text=True,
+                env=clean_env(),
+                cwd="/",
+                check=False,
+            )
+        except OSError as exc:
+            raise BuildError(self.step, f"cannot run {argv[0]}: {exc}") from None
+        left = time.monotonic() - started
+        out = []
+        for line in proc.stdout.splitlines():
+            step, _sep, seconds = line[len(CHECK_MARK) :].rpartition(" ")
+            if not line.startswith(CHECK_MARK) or step not in CHECK_STEPS:
+                out.append(line)
+                continue
+            self.timings[step] = round(min(left, float(seconds)), 3)
+            left -= self.timings[step]
+            self.step = CHECK_STEPS[CHECK_STEPS.index(step) + 1]
+        if script:
+            self.timings["self-check"] = round(max(left, 0.0), 3)
+        if proc.returncode != 0:
+            detail = tail(proc.stderr) or tail("\n".join(out)) or "(no output)"
+            what = {"self-check": f"{script} self-check"}.get(self.step, self.python)
+            raise BuildError(self.step, f"{what} exited {proc.returncode}: {detail}")
 
     # 7. the marker, last: everything before it reaches the disk first
     def marker(self) -> None:

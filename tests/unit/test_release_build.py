@@ -230,7 +230,7 @@ def test_fresh_build_from_cache_and_incoming_then_idempotent(device, house):
     assert result["release"] == release_dir.name
     assert result["reused"] == []
     assert result["installed"] == ["alpha-lib", "voice-client"]
-    for step in ("wheel hashes", "venv", "install", "pip check", "import check", "self-check"):
+    for step in ("wheel hashes", "venv", "install", "dependency check", "import check", "self-check"):
         assert step in result["timings"], result["timings"]
     assert not incoming.exists(), "the incoming tar must be deleted"
     assert sha256(device["wheels"] / VC11) == args["wheels"][VC11]
@@ -409,6 +409,50 @@ def test_import_check_failure_names_step_and_keeps_previous_release(device, hous
     assert tree(old) == before
     assert (old / ".build-complete").read_text() == marker_before
     assert venv_run(str(old), "voice-client", "version").strip() == "1.1.0"
+
+
+def test_a_requirement_that_is_not_installed_fails_the_dependency_check(device, house):
+    """A lock that lacks a dependency of the client: named, and nothing is imported or kept."""
+    stock(device, house, VC11)
+    args = release_args(device, house, VC11)
+    args["wheels"] = {VC11: args["wheels"][VC11]}
+    args["requirements"] = "".join(
+        line + "\n" for line in args["requirements"].splitlines() if not line.startswith("alpha-lib")
+    )
+    rc, result = run_module(args, device["tmp"])
+    assert rc != 0 and result["step"] == "dependency check", result
+    assert "voice-client 1.1.0 requires alpha-lib, which is not installed." in result["error"]
+    assert "import check" not in result["timings"]
+    assert not Path(args["release_dir"]).exists()
+
+
+def test_a_requirement_at_a_version_it_refuses_fails_the_dependency_check(device, house, tmp_path):
+    """alpha-lib 2.0 where the client asks for ==1.0; a requirement its marker excludes is ignored."""
+    alpha2 = _project(
+        tmp_path / "src",
+        "alpha-lib",
+        "2.0",
+        package="alpha_lib",
+        files={"__init__.py": "def tool():\n    pass\n"},
+        extra="dependencies = [\"no-such-dist; python_version < '3'\"]\n",
+    )
+    out = tmp_path / "out"
+    subprocess.run([*PIP_WHEEL, "--no-build-isolation", "-q", "-w", str(out), str(alpha2)], check=True)
+    wheel = next(out.glob("alpha_lib-2.0-*.whl"))
+    stock(device, house, VC11)
+    shutil.copy(wheel, device["wheels"] / wheel.name)
+    args = release_args(device, house, VC11)
+    args["wheels"] = {wheel.name: sha256(wheel), VC11: args["wheels"][VC11]}
+    args["requirements"] = args["requirements"].replace(
+        f"alpha-lib==1.0 --hash=sha256:{sha256(house[ALPHA])}",
+        f"alpha-lib==2.0 --hash=sha256:{sha256(wheel)}",
+    )
+    rc, result = run_module(args, device["tmp"])
+    assert rc != 0 and result["step"] == "dependency check", result
+    assert result["error"].endswith(
+        "voice-client 1.1.0 has requirement alpha-lib==1.0, but you have alpha-lib 2.0."
+    ), result["error"]
+    assert "no-such-dist" not in result["error"]
 
 
 def test_self_check_failure_names_step(device, house):
