@@ -126,6 +126,17 @@ def test_without_the_variable_the_inventorys_url_is_used(tmp_path, stack_env):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+def test_a_registry_without_its_key_is_refused_by_name(tmp_path, stack_env):
+    # A key that is empty: the message names SUPABASE_URL's value and says the key is empty.
+    proc = run_play(tmp_path, {**stack_env, "SUPABASE_SERVICE_KEY": ""}, "preflight", {})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "the device registry is not configured" in out
+    assert f"SUPABASE_URL (now '{stack_env['SUPABASE_URL']}')" in out
+    assert "SUPABASE_SERVICE_KEY (empty)" in out
+    assert "is not the registry the inventory is read from" not in out
+
+
 @pytest.mark.parametrize("tasks_from", ["latest", "update"])
 def test_the_entry_points_that_send_the_key_refuse_before_any_request(
     tmp_path, stack_env, listener, tasks_from
