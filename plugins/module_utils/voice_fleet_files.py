@@ -94,3 +94,15 @@ def read_json(path: str) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def release_lock(path: str, owner: str) -> bool:
+    """Give the device's update lock back when `owner` holds it; whether it was given back.
+
+    voice_device_state takes the lock; it and voice_release_activate give it back.
+    """
+    if not owner or read_json(path).get("owner") != owner:
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return True

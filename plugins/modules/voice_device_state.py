@@ -166,10 +166,11 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 try:  # Ansible ships it with the module (the collection's module_utils).
     from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
         read_json,
+        release_lock,
         write_atomic,
     )
 except ImportError:  # pragma: no cover - the pull agent keeps it beside the module, on the device
-    from voice_fleet_files import read_json, write_atomic  # type: ignore[no-redef]
+    from voice_fleet_files import read_json, release_lock, write_atomic  # type: ignore[no-redef]
 
 STAMP_FORMAT = 1
 MARKER = ".build-complete"
@@ -329,15 +330,6 @@ def acquire_lock(path: str, owner: str, wait: int, stale: int, controller: str =
                 "if its controller died)"
             )
         time.sleep(1)
-
-
-def release_lock(path: str, owner: str) -> bool:
-    holder = read_lock(path)
-    if holder.get("owner") != owner:
-        return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    return True
 
 
 def main() -> None:

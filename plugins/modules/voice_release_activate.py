@@ -61,6 +61,17 @@ options:
       - A directory that cannot be removed is named in RV(prune_errors); it never fails the task.
     type: int
     default: 0
+  lock_owner:
+    description:
+      - When set, the device's update lock (I(lock_file)) is given back at the end of the run, whatever
+        its outcome, if this owner holds it (RV(lock_released)), so the caller needs no module run of
+        its own for that. Empty leaves the lock alone. Nothing is given back in check mode.
+    type: str
+    default: ""
+  lock_file:
+    description: The device's update lock (see M(javia.voice_fleet.voice_device_state)).
+    type: path
+    default: /run/voice-client-update.lock
 requirements: [systemd, python3 on the device, root]
 notes:
   - C(changed) is true whenever the links moved (also when the release was then rolled back), or
@@ -78,6 +89,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_released:
+  description: Whether the run gave the update lock back to RV(lock_owner).
+  type: bool
+  returned: when lock_owner is set, outside check mode
+lock_owner:
+  description: The lock owner the run was given (I(lock_owner)).
+  type: str
+  returned: when lock_owner is set, outside check mode
 outcome:
   description: >-
     activated, unchanged, rolled_back (gate failed, the old release runs again), failed (gate
@@ -140,10 +159,11 @@ import time  # noqa: E402
 try:  # Ansible ships it with the module (the collection's module_utils).
     from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
         read_json,
+        release_lock,
         write_atomic,
     )
 except ImportError:  # pragma: no cover - the pull agent keeps it beside the module, on the device
-    from voice_fleet_files import read_json, write_atomic  # type: ignore[no-redef]
+    from voice_fleet_files import read_json, release_lock, write_atomic  # type: ignore[no-redef]
 
 JOB_DIR = "/run/voice-client-activate"
 GATE_PATH = JOB_DIR + "/gate.py"
@@ -475,6 +495,21 @@ class Activation:
         self.host = os.uname().nodename
         self.timeout = p["result_timeout"] if p["result_timeout"] is not None else p["health_seconds"] + 120
         self.deadline = time.monotonic() + self.timeout
+        if p.get("lock_owner") and not module.check_mode:
+            self._give_back_lock_at_exit()
+
+    def _give_back_lock_at_exit(self):
+        """Every way out of the run (its result, or any failure) first gives the update lock back."""
+        exit_json, fail_json = self.module.exit_json, self.module.fail_json
+        lock_file, owner = self.module.params["lock_file"], self.module.params["lock_owner"]
+
+        def exit_with_lock(**result):
+            exit_json(**result, lock_owner=owner, lock_released=release_lock(lock_file, owner))
+
+        def fail_with_lock(msg, **result):
+            fail_json(msg=msg, **result, lock_owner=owner, lock_released=release_lock(lock_file, owner))
+
+        self.module.exit_json, self.module.fail_json = exit_with_lock, fail_with_lock
 
     def links(self):
         return {"active": _link_name(self.current), "previous": _link_name(self.previous)}
@@ -730,6 +765,8 @@ ARGUMENT_SPEC = {
     "poll_interval": {"type": "float", "default": 0.5},
     "result_timeout": {"type": "float"},
     "keep": {"type": "int", "default": 0},
+    "lock_owner": {"type": "str", "default": ""},
+    "lock_file": {"type": "path", "default": "/run/voice-client-update.lock"},
 }
 
 

@@ -558,3 +558,38 @@ def test_keep_removes_old_and_incomplete_releases_never_the_active_or_previous(d
 
     again = activate(release=target, health_seconds=1, keep=2)
     assert again["outcome"] == "unchanged" and again["changed"] is False and again["pruned"] == [], again
+
+
+def test_the_lock_owner_gets_the_update_lock_back_whatever_the_outcome(device):
+    """lock_owner: the update lock goes back at the end of the run, gate passed or failed, never another's."""
+    lock, owner = "/run/voice-client-update.lock", "op@controller:rollout"
+
+    def hold(who: str) -> None:
+        put(lock, json.dumps({"owner": who, "since": "2026-12-03T09:00:00Z", "controller": "c:1"}), "0600")
+
+    def holder() -> str:
+        text = sh(f"cat {lock} 2>/dev/null || true").stdout.strip()
+        return json.loads(text)["owner"] if text else ""
+
+    target, other = (GOOD1, GOOD2) if link("current") == f"releases/{GOOD2}" else (GOOD2, GOOD1)
+    hold(owner)
+    check = activate(check=True, release=target, lock_owner=owner)
+    assert check["outcome"] == "would_activate" and "lock_released" not in check, check
+    assert holder() == owner, "check mode gives nothing back"
+
+    passed = activate(release=target, health_seconds=1, lock_owner=owner)
+    assert passed.get("outcome") == "activated" and passed["lock_released"] is True, passed.get("msg")
+    assert passed["lock_owner"] == owner
+    assert holder() == "", "the owner's lock is given back after a passed gate"
+
+    hold(owner)
+    failed = activate(release=SICK, health_seconds=1, lock_owner=owner)  # kept by the test before
+    assert failed.get("failed") and failed["outcome"] == "rolled_back", failed
+    assert failed["lock_released"] is True and holder() == "", "and after a failed one, once reverted"
+    assert running_release() == target
+
+    hold("someone else")
+    kept = activate(release=other, health_seconds=1, lock_owner=owner)
+    assert kept.get("outcome") == "activated" and kept["lock_released"] is False, kept.get("msg")
+    assert holder() == "someone else", "another run's lock is never given back"
+    sh(f"rm -f {lock}")
