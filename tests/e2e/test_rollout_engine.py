@@ -47,6 +47,7 @@ UNIT = "/etc/systemd/system/voice-client.service"
 ENV = "/etc/voice-client/voice-client.env"
 BIN = Path(sys.executable).parent
 BUILD_TASK = "Build the release, verify it and activate it behind the health gate (one task)"
+STAMP_AND_LOCK_TASK = "Record the provisioning stamp and give the update lock back (one module run)"
 WHY_TASK = "Say why the device is provisioned"
 
 
@@ -140,7 +141,13 @@ def test_a_changed_client_under_the_same_version_is_a_new_release(
     assert after["marker"]["client_source_sha256"] != before["marker"]["client_source_sha256"]
     assert after["previous"] == before["current"]
     assert progress(fleet, "3.0.0")[name]["status"] == "completed"
-    built = ok_results(runner, BUILD_TASK)[name]["build"]
+    verdict = ok_results(runner, BUILD_TASK)[name]
+    # Nothing after the release touched the device: its activation gave the update lock back,
+    # and the run's last module run (stamp and lock) did not happen.
+    assert verdict["activation"]["lock_released"] is True, verdict["activation"]
+    assert name not in ok_results(runner, STAMP_AND_LOCK_TASK), "a module run only to give the lock back"
+    assert fleet.exec(name, "test", "-e", "/run/voice-client-update.lock").returncode != 0
+    built = verdict["build"]
     assert built["installed"] == ["voice-client"], "only the changed wheel is installed"
     assert "numpy" in built["reused"], "the unchanged packages come from the previous release"
     numpy_init = "venv/lib/python3.11/site-packages/numpy/__init__.py"
