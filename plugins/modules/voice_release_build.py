@@ -254,8 +254,9 @@ _ENTRY = re.compile(r"^\s*(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+))?\s*(?:\[
 
 # The checks a new release passes before it may be activated, in one run of its venv's
 # interpreter (as O(selfcheck_user)), so that pip, numpy and the rest start once, not three
-# times. argv: where pip is imported from (its copy or its wheel; only its vendored
-# ``packaging`` is used, pip itself does not run), the console script to run as
+# times. argv: the line mark (CHECK_MARK), where pip is imported from (its copy or its
+# wheel; only its vendored ``packaging`` is used, pip itself does not run), the console
+# script to run as
 # ``<script> self-check --env-file <env file>`` (empty: none), the env file, then the
 # modules of import_check. 1. what ``pip check`` checks: every requirement of every
 # installed distribution, its markers evaluated, is installed at a version it accepts;
@@ -265,7 +266,7 @@ CHECK_MARK = "@@voice-release-check "
 CHECK_SCRIPT = r"""
 import importlib, runpy, sys, sysconfig, time
 from importlib import metadata
-mark, (pip_home, script, env_file), modules = "@@voice-release-check ", sys.argv[1:4], sys.argv[4:]
+mark, pip_home, script, env_file, modules = *sys.argv[1:5], sys.argv[5:]
 started = time.monotonic()
 sys.path.append(pip_home)
 from pip._vendor.packaging.requirements import Requirement
@@ -343,11 +344,16 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run(step: str, argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
+def spawn(step: str, argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
+    """One child in the clean environment, its output captured; whatever its exit status."""
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), cwd=cwd, check=False)
+        return subprocess.run(argv, capture_output=True, text=True, env=clean_env(), cwd=cwd, check=False)
     except OSError as exc:
         raise BuildError(step, f"cannot run {argv[0]}: {exc}") from None
+
+
+def run(step: str, argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
+    proc = spawn(step, argv, cwd)
     if proc.returncode != 0:
         detail = tail(proc.stderr) or tail(proc.stdout) or "(no output)"
         raise BuildError(step, f"{' '.join(argv[:3])} ... exited {proc.returncode}: {detail}")
@@ -927,21 +933,19 @@ class Builder:
     def checks(self) -> None:
         self.step = CHECK_STEPS[0]
         script = os.path.join(self.venv, "bin", "voice-client") if self.p["run_selfcheck"] else ""
-        argv = [self.python, "-c", CHECK_SCRIPT, self.pip_home(self.step), script, self.p["env_file"]]
+        argv = [
+            self.python,
+            "-c",
+            CHECK_SCRIPT,
+            CHECK_MARK,
+            self.pip_home(self.step),
+            script,
+            self.p["env_file"],
+        ]
         if script:
             argv = ["runuser", "-u", self.p["selfcheck_user"], "--", *argv]
         started = time.monotonic()
-        try:
-            proc = subprocess.run(
-                [*argv, *self.p["import_check"]],
-                capture_output=True,
-                text=True,
-                env=clean_env(),
-                cwd="/",
-                check=False,
-            )
-        except OSError as exc:
-            raise BuildError(self.step, f"cannot run {argv[0]}: {exc}") from None
+        proc = spawn(self.step, [*argv, *self.p["import_check"]], "/")
         left = time.monotonic() - started
         out = []
         for line in proc.stdout.splitlines():
