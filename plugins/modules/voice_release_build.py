@@ -18,15 +18,18 @@ description:
     size, mtime_ns, ctime_ns and inode, so unchanged files are not re-read on every build).
   - Distributions whose wheel file and sha256 equal the previous release's are hard-linked
     (copied across file systems) from the previous venv; their console scripts are written
-    anew for the new venv. pip, run by the new venv's interpreter from its wheel file (or from
-    the copy of it that O(tools_dir) keeps), installs the rest with
-    C(--no-index --no-deps --require-hashes --only-binary=:all:).
+    anew for the new venv, and the bytecode a previous build compiled for them comes along.
+    pip, run by the new venv's interpreter from its wheel file (or from the copy of it that
+    O(tools_dir) keeps), installs the rest with
+    C(--no-index --no-deps --no-compile --require-hashes --only-binary=:all:).
   - Then, in one run of the new venv's interpreter as O(selfcheck_user) (so that pip, numpy and
     the rest start once), what C(pip check) checks (every requirement of every installed
     distribution, its markers evaluated, is installed at a version it accepts; with pip's
     vendored C(packaging), pip itself does not run), an import of every module of
-    O(import_check), and the client's C(self-check) through its console script. A failure
-    names the step, removes the partial release
+    O(import_check), and the client's C(self-check) through its console script.
+  - Then, as root, the bytecode of the venv's modules that run imported (what the service
+    imports at start, not every module of every wheel; numpy's tests are never compiled).
+  - A failure names the step, removes the partial release
     (never O(previous_release_dir)) and leaves no marker.
   - Idempotent, a release whose marker names it is not touched (changed=false).
 options:
@@ -167,13 +170,13 @@ installed:
   returned: always
 timings:
   description: Seconds spent per step (wheel hashes, venv, reuse, install, dependency check,
-    import check, self-check, marker, total).
+    import check, self-check, bytecode, marker, total).
   type: dict
   returned: always
 step:
   description: >-
     The step that failed, one of: arguments, wheel hashes, venv, reuse, install, dependency
-    check, import check, self-check, marker.
+    check, import check, self-check, bytecode, marker.
   type: str
   returned: failure
 error:
@@ -264,7 +267,7 @@ _ENTRY = re.compile(r"^\s*(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+))?\s*(?:\[
 # passed stage prints a line starting with CHECK_MARK.
 CHECK_MARK = "@@voice-release-check "
 CHECK_SCRIPT = r"""
-import importlib, runpy, sys, sysconfig, time
+import atexit, importlib, json, runpy, sys, sysconfig, time
 from importlib import metadata
 mark, pip_home, script, env_file, modules = *sys.argv[1:5], sys.argv[5:]
 started = time.monotonic()
@@ -273,6 +276,16 @@ from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.utils import canonicalize_name
 sys.path.remove(pip_home)
 paths = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+roots = tuple(path + "/" for path in paths)
+
+
+def loaded():  # at exit: the venv's modules this run imported, for the bytecode step
+    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    found = sorted(f for f in files if isinstance(f, str) and f.endswith(".py") and f.startswith(roots))
+    print(mark + "loaded " + json.dumps(found), flush=True)
+
+
+atexit.register(loaded)
 installed = {}
 for dist in metadata.distributions(path=paths):
     if dist.metadata["Name"]:
@@ -303,6 +316,16 @@ if script:
     runpy.run_path(script, run_name="__main__")
 """
 CHECK_STEPS = ("dependency check", "import check", "self-check")
+CHECK_LOADED = "loaded "
+# The bytecode of the modules the checks imported, as root (the checks' user cannot write
+# the venv): only what the service imports, not every module of every wheel.
+COMPILE_SCRIPT = r"""
+import compileall, py_compile, sys
+mode = py_compile.PycInvalidationMode.TIMESTAMP
+failed = [f for f in sys.argv[1:] if not compileall.compile_file(f, quiet=1, invalidation_mode=mode)]
+if failed:
+    raise SystemExit("cannot compile " + ", ".join(failed))
+"""
 
 
 class BuildError(Exception):
@@ -666,6 +689,35 @@ def reusable_files(rows: list[list[str]], prev_site: str, prev_bin: str, scripts
     return files, outside
 
 
+def cached_bytecode(prev_site: str, files: list[str]) -> list[str]:
+    """The previous venv's bytecode of the modules among files, which no RECORD lists.
+
+    The bytecode step writes it after the install; a hard-linked source keeps its mtime, so
+    the linked bytecode stays valid.
+    """
+    listed, found, listings = set(files), [], {}
+    for rel in files:
+        folder, name = os.path.split(rel)
+        if not name.endswith(".py"):
+            continue
+        cache = os.path.join(folder, "__pycache__")
+        if cache not in listings:
+            try:
+                listings[cache] = os.listdir(os.path.join(prev_site, cache))
+            except OSError:
+                listings[cache] = []
+        for entry in listings[cache]:
+            pyc = os.path.join(cache, entry)
+            if (
+                entry.startswith(name[:-2])
+                and entry.endswith(".pyc")
+                and pyc not in listed
+                and stat.S_ISREG(os.lstat(os.path.join(prev_site, pyc)).st_mode)
+            ):
+                found.append(pyc)
+    return found
+
+
 def plan_reuse(prev_site: str, prev_venv: str, dist: str, wheel: str) -> dict | None:
     """What reusing ``dist`` from the previous venv takes, or None when it cannot be reused as is."""
     version = wheel_dist(wheel)[1]
@@ -678,6 +730,7 @@ def plan_reuse(prev_site: str, prev_venv: str, dist: str, wheel: str) -> dict | 
             rows = [row for row in csv.reader(handle) if row]
         record_rel = os.path.relpath(os.path.join(dist_info, "RECORD"), prev_site)
         files, outside = reusable_files(rows, prev_site, os.path.join(prev_venv, "bin"), scripts, record_rel)
+        files += cached_bytecode(prev_site, files)
     except (NotReusableError, OSError, ValueError, configparser.Error, csv.Error):
         return None
     return {
@@ -831,6 +884,7 @@ class Builder:
         self.timings: dict[str, float] = {}
         self.plans: dict[str, dict] = {}
         self.rest: list[dict] = reqs
+        self.loaded: list[str] = []
 
     def pip_home(self, step: str) -> str:
         """Where pip is imported from: its unpacked, compiled copy when tools_dir is set, else its wheel."""
@@ -859,6 +913,7 @@ class Builder:
         self.timed("reuse", self.reuse)
         self.timed("install", self.install)
         self.checks()
+        self.timed("bytecode", self.bytecode)
         self.timed("marker", self.marker)
         return {"reused": sorted(self.plans), "installed": sorted(r["dist"] for r in self.rest)}
 
@@ -909,7 +964,15 @@ class Builder:
         fd, req_file = tempfile.mkstemp(dir=self.release_dir, prefix=".pip-install-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("".join(r["line"].replace("{wheel_dir}", self.wheel_dir) + "\n" for r in self.rest))
-        options = ["--no-index", "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir"]
+        # No bytecode here: the bytecode step compiles what the checks import, and nothing else.
+        options = [
+            "--no-index",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--no-cache-dir",
+            "--no-compile",
+        ]
         try:
             run(
                 "install",
@@ -929,12 +992,14 @@ class Builder:
             os.unlink(req_file)
 
     # 6. the installed distributions' requirements are all met (the lock is complete), every
-    # module of import_check imports and the client's self-check passes: one run (CHECK_SCRIPT)
+    # module of import_check imports and the client's self-check passes: one run (CHECK_SCRIPT).
+    # It writes no bytecode (-B), whoever it runs as: the bytecode step does, as root.
     def checks(self) -> None:
         self.step = CHECK_STEPS[0]
         script = os.path.join(self.venv, "bin", "voice-client") if self.p["run_selfcheck"] else ""
         argv = [
             self.python,
+            "-B",
             "-c",
             CHECK_SCRIPT,
             CHECK_MARK,
@@ -949,6 +1014,9 @@ class Builder:
         left = time.monotonic() - started
         out = []
         for line in proc.stdout.splitlines():
+            if line.startswith(CHECK_MARK + CHECK_LOADED):
+                self.loaded = json.loads(line[len(CHECK_MARK + CHECK_LOADED) :])
+                continue
             step, _sep, seconds = line[len(CHECK_MARK) :].rpartition(" ")
             if not line.startswith(CHECK_MARK) or step not in CHECK_STEPS:
                 out.append(line)
@@ -963,7 +1031,13 @@ class Builder:
             what = {"self-check": f"{script} self-check"}.get(self.step, self.python)
             raise BuildError(self.step, f"{what} exited {proc.returncode}: {detail}")
 
-    # 7. the marker, last: everything before it reaches the disk first
+    # 7. the bytecode of the modules the checks imported (those the service imports; a reused
+    # dist brought its own along), written as the wheels' installs would: timestamp-checked
+    def bytecode(self) -> None:
+        if self.loaded:
+            run("bytecode", [self.python, "-c", COMPILE_SCRIPT, *self.loaded], "/")
+
+    # 8. the marker, last: everything before it reaches the disk first
     def marker(self) -> None:
         os.sync()
         content = dict(self.p["marker"])

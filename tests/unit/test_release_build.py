@@ -71,7 +71,10 @@ def house(tmp_path_factory) -> dict[str, Path]:
         "alpha-lib",
         "1.0",
         package="alpha_lib",
-        files={"__init__.py": "import sys\n\ndef tool():\n    print('alpha-tool', sys.executable)\n"},
+        files={
+            "__init__.py": "import sys\n\ndef tool():\n    print('alpha-tool', sys.executable)\n",
+            "unused.py": "NOBODY_IMPORTS_THIS = True\n",
+        },
         extra='[project.scripts]\nalpha-tool = "alpha_lib:tool"\n',
     )
     cli = """\
@@ -230,8 +233,25 @@ def test_fresh_build_from_cache_and_incoming_then_idempotent(device, house):
     assert result["release"] == release_dir.name
     assert result["reused"] == []
     assert result["installed"] == ["alpha-lib", "voice-client"]
-    for step in ("wheel hashes", "venv", "install", "dependency check", "import check", "self-check"):
+    for step in (
+        "wheel hashes",
+        "venv",
+        "install",
+        "dependency check",
+        "import check",
+        "self-check",
+        "bytecode",
+    ):
         assert step in result["timings"], result["timings"]
+    # Bytecode for what the checks imported (the service's modules), none for the rest.
+    site = release_dir / "venv" / "lib" / "python3.11" / "site-packages"
+    assert sorted(p.name for p in (site / "alpha_lib" / "__pycache__").iterdir()) == [
+        "__init__.cpython-311.pyc"
+    ]
+    assert {p.name for p in (site / "voice_client" / "__pycache__").iterdir()} == {
+        "__init__.cpython-311.pyc",
+        "cli.cpython-311.pyc",
+    }
     assert not incoming.exists(), "the incoming tar must be deleted"
     assert sha256(device["wheels"] / VC11) == args["wheels"][VC11]
     assert not [p for p in device["wheels"].iterdir() if p.name.startswith(".incoming")]
@@ -270,8 +290,13 @@ def test_upgrade_reuses_unchanged_dist_by_hard_link(device, house):
 
     old_site = old / "venv" / "lib" / "python3.11" / "site-packages"
     new_site = new / "venv" / "lib" / "python3.11" / "site-packages"
-    for rel in ("alpha_lib/__init__.py", "alpha_lib-1.0.dist-info/METADATA"):
+    for rel in (
+        "alpha_lib/__init__.py",
+        "alpha_lib-1.0.dist-info/METADATA",
+        "alpha_lib/__pycache__/__init__.cpython-311.pyc",
+    ):
         assert (old_site / rel).stat().st_ino == (new_site / rel).stat().st_ino, rel
+    assert not (new_site / "alpha_lib" / "__pycache__" / "unused.cpython-311.pyc").exists()
     assert (new_site / "voice_client" / "__init__.py").read_text() == "VERSION = '1.2.0'\n"
 
     script = new / "venv" / "bin" / "alpha-tool"
