@@ -114,6 +114,7 @@ class ActionModule(ActionBase):
             "var_names",
             "extra",
             "managed_files",
+            "probe",
             "write_stamp",
             "force",
             "lock",
@@ -139,6 +140,7 @@ class ActionModule(ActionBase):
             module_name=DEVICE_STATE,
             module_args={
                 "managed_files": list(args.get("managed_files") or []),
+                "probe": [str(path) for path in args.get("probe") or []],
                 "expected_inputs": inputs,
                 "write_stamp": bool(args.get("write_stamp")),
                 **{k: args[k] for k in ("lock", "lock_owner", "lock_wait") if args.get(k) is not None},

@@ -78,6 +78,19 @@ options:
     description: The lock (on tmpfs, so a reboot releases it).
     type: path
     default: /run/voice-client-update.lock
+  probe:
+    description:
+      - Paths to look for (C(~user/...) is that user's home); RV(probed) says which exist.
+      - What spares the provisioning a role whose work has no trace on the device (a legacy
+        Javia client).
+    type: list
+    elements: path
+    default: []
+  model_files:
+    description: Where the board model is read from, the first that exists (RV(board_model)).
+    type: list
+    elements: path
+    default: [/sys/firmware/devicetree/base/model, /proc/device-tree/model]
 author:
   - voice-fleet developers (@javia)
 """
@@ -147,6 +160,16 @@ lock:
   description: The lock after this run (owner, since, host pid), empty when nobody holds it.
   type: dict
   returned: always
+probed:
+  description: Each path of O(probe) (C(~user) expanded) to whether it exists.
+  type: dict
+  returned: always
+board_model:
+  description: >-
+    The board model from the device tree (for example C(Raspberry Pi 4 Model B Rev 1.5)), empty
+    without one.
+  type: str
+  returned: always
 """
 
 import contextlib  # noqa: E402
@@ -190,6 +213,22 @@ def read_identity(path: str) -> str:
             return handle.readline().strip()
     except OSError:
         return ""
+
+
+def board_model(paths: list[str]) -> str:
+    """The first model file's text; the device tree ends its strings with NUL."""
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(4096).replace(b"\0", b"").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+    return ""
+
+
+def probe(paths: list[str]) -> dict[str, bool]:
+    """Each path to whether it exists (a dangling link counts)."""
+    return {path: os.path.lexists(path) for path in paths}
 
 
 def fingerprint(path: str) -> str:
@@ -348,6 +387,12 @@ def main() -> None:
             "lock_wait": {"type": "int", "default": 300},
             "lock_stale": {"type": "int", "default": 3600},
             "lock_file": {"type": "path", "default": "/run/voice-client-update.lock"},
+            "probe": {"type": "list", "elements": "path", "default": []},
+            "model_files": {
+                "type": "list",
+                "elements": "path",
+                "default": ["/sys/firmware/devicetree/base/model", "/proc/device-tree/model"],
+            },
         },
         supports_check_mode=True,
     )
@@ -409,6 +454,8 @@ def main() -> None:
         disk_free_bytes=free,
         wheels=cached_wheels(base),
         lock=read_lock(params["lock_file"]),
+        probed=probe(params["probe"]),
+        board_model=board_model(params["model_files"]),
     )
 
 

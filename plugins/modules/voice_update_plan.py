@@ -30,6 +30,10 @@ options:
     description: Files the provisioning manages, fingerprinted on the device.
     type: list
     elements: dict
+  probe:
+    description: Paths to look for on the device (M(javia.voice_fleet.voice_device_state) O(probe)).
+    type: list
+    elements: str
   write_stamp:
     description: Record the provisioning stamp instead of only comparing it.
     type: bool

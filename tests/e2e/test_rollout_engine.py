@@ -111,6 +111,38 @@ def test_a_hand_edited_unit_and_settings_file_are_repaired(engine_fleet: FleetHa
     )
 
 
+LEGACY_READ_TASK = "voice_legacy : Read the legacy client's unit"
+LEGACY_CODE = "/home/pi/javia_client"
+
+
+def test_only_a_device_with_a_trace_of_the_legacy_client_is_searched_for_it(
+    engine_fleet: FleetHandle, tmp_path: Path
+) -> None:
+    # The plan's device read looks for what voice_legacy would: a device without any of it
+    # skips that role's reads; one with the legacy client's code is adopted as before.
+    fleet = engine_fleet
+    traced, plain, *_ = fleet.names
+    made = fleet.exec(
+        traced, "sh", "-c", f"mkdir -p {LEGACY_CODE} && echo 'print(1)' > {LEGACY_CODE}/client.py"
+    )
+    assert made.returncode == 0, made.stderr
+    try:
+        runner = run_playbook(
+            fleet,
+            "rollout.yml",
+            tmp_path,
+            extravars={"voice_update_force_provision": True, "rollout_batches": ["100%"]},
+            limit=f"{traced},{plain}",
+        )
+        assert runner.rc == 0, failure_summary(runner)
+        assert set(ok_results(runner, WHY_TASK)) == {traced, plain}, "both devices were provisioned"
+        assert task_hosts(runner, LEGACY_READ_TASK) == {traced}
+        report = ok_results(runner, "voice_legacy : Report the legacy client")
+        assert set(report) == {traced} and "legacy Javia client found for pi" in report[traced]["msg"], report
+    finally:
+        fleet.exec(traced, "rm", "-rf", LEGACY_CODE)
+
+
 def test_a_changed_client_under_the_same_version_is_a_new_release(
     engine_fleet: FleetHandle, tmp_path: Path
 ) -> None:

@@ -79,3 +79,21 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path: Path) -> None:
     old = time.time() - 7200
     os.utime(lock, (old, old))
     assert state.acquire_lock(str(lock), "the next run", wait=0, stale=3600)["owner"] == "the next run"
+
+
+def test_probe_says_which_paths_exist(tmp_path: Path) -> None:
+    # The module's option is of type path: Ansible expands ~user before the module sees it.
+    (tmp_path / "javia_client").mkdir()
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    code, uuid, gone = (str(tmp_path / n) for n in ("javia_client", ".javia_device_uuid", "gone"))
+    assert state.probe([code, uuid, gone]) == {code: True, uuid: False, gone: True}, "a dangling link counts"
+    assert state.probe([]) == {}
+
+
+def test_the_board_model_is_the_first_model_file_without_its_nul(tmp_path: Path) -> None:
+    first, second = tmp_path / "base-model", tmp_path / "proc-model"
+    second.write_bytes(b"Raspberry Pi 3 Model B Rev 1.2\0")
+    assert state.board_model([str(first), str(second)]) == "Raspberry Pi 3 Model B Rev 1.2"
+    first.write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\0")
+    assert state.board_model([str(first), str(second)]) == "Raspberry Pi 4 Model B Rev 1.5"
+    assert state.board_model([str(tmp_path / "none")]) == ""
