@@ -109,11 +109,11 @@ def devices(fleet: FleetHandle) -> dict[str, dict[str, Any]]:
     """The fleet's device rows by device_name."""
     with psycopg.connect(fleet.stack_env["DATABASE_URL"], autocommit=True) as conn:
         cur = conn.execute(
-            "SELECT device_name, device_uuid, current_version, status, timezone FROM devices"
+            "SELECT device_name, device_uuid, current_version, status, timezone, metadata FROM devices"
             " WHERE device_uuid = ANY(%s)",
             ([h.device_uuid for h in fleet.hosts],),
         )
-        names = ("device_name", "device_uuid", "current_version", "status", "timezone")
+        names = ("device_name", "device_uuid", "current_version", "status", "timezone", "metadata")
         return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 

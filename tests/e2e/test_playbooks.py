@@ -74,6 +74,9 @@ def test_site_provisions_and_registers_every_device(provisioned: FleetHandle, tm
         assert state["unit"] == "active"
         assert rows[host.name]["current_version"] == "1.0.0"
         assert rows[host.name]["status"] == "online"
+        # What the registration took from the plan's device read and the release, not read again.
+        assert rows[host.name]["metadata"]["release"] == state["marker"]["release"]
+        assert rows[host.name]["metadata"]["hardware_model"] == "unknown", "no device tree in a container"
 
 
 def test_rollout_in_batches_records_every_step(provisioned: FleetHandle, tmp_path) -> None:
