@@ -63,11 +63,12 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
+def write_atomic(path: str, data: bytes | str, mode: int = 0o644, uid: int = -1, gid: int = -1) -> None:
     """Write via a temporary file in the same directory, fsync, rename, fsync the directory.
 
     Readers see the old file or the new one, never a part; after a power cut the
-    file is either there whole or not changed.
+    file is either there whole or not changed. uid and gid (-1: the writer's) are
+    set before the rename, so the file never shows with another owner.
     """
     directory = os.path.dirname(path) or "."
     payload = data.encode() if isinstance(data, str) else data
@@ -77,6 +78,8 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        if uid != -1 or gid != -1:
+            os.chown(tmp, uid, gid)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from device_module import run_device_module
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "plugins" / "modules" / "voice_release_build.py"
@@ -178,19 +179,7 @@ def run_module(args: dict, tmp: Path, check_mode: bool = False) -> tuple[int, di
     payload = dict(args)
     if check_mode:
         payload["_ansible_check_mode"] = True
-    args_file = tmp / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    # The module's shared helpers (plugins/module_utils), as the pull agent keeps them beside it.
-    env["PYTHONPATH"] = os.pathsep.join((str(SITE), str(HELPERS)))
-    proc = subprocess.run(
-        [DEVICE_PYTHON, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, check=False
-    )
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"module printed no JSON (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}")
-    return proc.returncode, result
+    return run_device_module(MODULE, payload, tmp)
 
 
 def build_ok(args: dict, tmp: Path) -> dict:
