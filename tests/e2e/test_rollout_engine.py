@@ -111,7 +111,7 @@ def test_a_hand_edited_unit_and_settings_file_are_repaired(engine_fleet: FleetHa
     )
 
 
-LEGACY_READ_TASK = "voice_legacy : Read the legacy client's unit"
+LEGACY_READ_TASK = "Read the legacy client's unit"
 LEGACY_CODE = "/home/pi/javia_client"
 
 
@@ -137,7 +137,7 @@ def test_only_a_device_with_a_trace_of_the_legacy_client_is_searched_for_it(
         assert runner.rc == 0, failure_summary(runner)
         assert set(ok_results(runner, WHY_TASK)) == {traced, plain}, "both devices were provisioned"
         assert task_hosts(runner, LEGACY_READ_TASK) == {traced}
-        report = ok_results(runner, "voice_legacy : Report the legacy client")
+        report = ok_results(runner, "Report the legacy client")
         assert set(report) == {traced} and "legacy Javia client found for pi" in report[traced]["msg"], report
     finally:
         fleet.exec(traced, "rm", "-rf", LEGACY_CODE)
