@@ -105,13 +105,29 @@ def argument_spec(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rendered(play: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(task, module, args) with module_defaults merged and every template rendered by Ansible."""
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415 (after pytest set up the venv)
-    from ansible.plugins.loader import init_plugin_loader  # noqa: PLC0415
-    from ansible.template import Templar  # noqa: PLC0415
+def rendered(play: dict[str, Any]) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """(task, module, args) with module_defaults merged and every template rendered by Ansible.
+
+    Ansible's collection loader is installed for this module only: left in the import system,
+    it refuses the imports of the collection's plugins that later tests make (the collection's
+    package was imported before it, without its metadata).
+    """
+    from ansible.plugins.loader import init_plugin_loader  # noqa: PLC0415 (after pytest set up the venv)
+    from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: PLC0415
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder  # noqa: PLC0415
 
     init_plugin_loader([])
+    try:
+        yield render(play)
+    finally:
+        _AnsibleCollectionFinder._remove()  # Ansible has no public way back
+        AnsibleCollectionConfig._collection_finder = None
+
+
+def render(play: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415 (after pytest set up the venv)
+    from ansible.template import Templar  # noqa: PLC0415
+
     loader = DataLoader()
     loader.set_basedir(str(AWX))
     trusted = loader.load_from_file(str(AWX / "configure.yml"), trusted_as_template=True)[0]
