@@ -35,8 +35,8 @@ options:
         required: true
       state:
         description:
-          - C(directory) (made with missing parents), C(file) (with O(items[].content)),
-            C(link) (to O(items[].target)).
+          - C(directory) (made with missing parents; a link to a directory is followed, as the
+            C(file) module does), C(file) (with O(items[].content)), C(link) (to O(items[].target)).
           - C(attributes) sets owner, group and mode of a regular file that exists, and does
             nothing where there is none (its content is never read or touched).
         type: str
@@ -55,8 +55,10 @@ options:
         description: Group by name; unchanged when not given.
         type: str
       mode:
-        description: Octal mode such as C(0644); for a new file or directory without one, 0644 or 0755.
-        type: str
+        description:
+          - Octal mode such as C("0644") (a string), or the number a YAML C(0644) becomes.
+          - For a new file or directory without one, 0644 or 0755.
+        type: raw
 """
 
 EXAMPLES = r"""
@@ -127,8 +129,11 @@ def parse_mode(item: dict) -> int | None:
     text = item.get("mode")
     if text in (None, ""):
         return None
+    if isinstance(text, bool):
+        raise ItemError(f"{item['path']}: mode must be octal such as 0644, got {text!r}")
     try:
-        mode = int(str(text), 8)
+        # A YAML 0644 without quotes arrives as the number 420, as Ansible's file module takes it.
+        mode = text if isinstance(text, int) else int(str(text), 8)
     except ValueError:
         raise ItemError(f"{item['path']}: mode must be octal such as 0644, got {text!r}") from None
     if not 0 <= mode <= 0o7777:
@@ -157,8 +162,10 @@ class Applier:
         if self.diff:
             self.diffs.append({"before_header": path, "after_header": path, "before": before, "after": after})
 
-    def attributes(self, path: str, st: os.stat_result, want: tuple[int, int, int | None]) -> None:
-        """chown/chmod what differs of an existing entry (never following a link)."""
+    def attributes(
+        self, path: str, st: os.stat_result, want: tuple[int, int, int | None], follow: bool = False
+    ) -> None:
+        """chown/chmod what differs of an existing entry (a link is followed only when asked)."""
         uid, gid, mode = want
         new_uid = st.st_uid if uid == -1 else uid
         new_gid = st.st_gid if gid == -1 else gid
@@ -167,7 +174,7 @@ class Applier:
             return
         self.note(path, describe(st) + "\n", f"{new_uid}:{new_gid}:{new_mode:04o}\n")
         if not self.check_mode:
-            os.chown(path, new_uid, new_gid, follow_symlinks=False)
+            os.chown(path, new_uid, new_gid, follow_symlinks=follow)
             os.chmod(path, new_mode)
 
     def apply(self, item: dict) -> None:
@@ -182,6 +189,8 @@ class Applier:
             st = os.lstat(path)
         except FileNotFoundError:
             st = None
+        if state == "directory" and st is not None and stat.S_ISLNK(st.st_mode) and os.path.isdir(path):
+            st = os.stat(path)  # a directory kept elsewhere (a data partition): followed
         if state == "attributes":
             if st is not None and stat.S_ISREG(st.st_mode):
                 if pending:
@@ -200,7 +209,7 @@ class Applier:
     def directory(self, item: dict, st: os.stat_result | None, want: tuple[int, int, int | None]) -> None:
         path, (uid, gid, mode) = item["path"], want
         if st is not None:
-            self.attributes(path, st, want)
+            self.attributes(path, st, want, follow=stat.S_ISLNK(os.lstat(path).st_mode))
             return
         self.note(path, "absent\n", "directory\n")
         if self.check_mode:
@@ -230,9 +239,10 @@ class Applier:
         parent = os.path.dirname(path)
         if not os.path.isdir(parent):
             raise ItemError(f"{path}: its directory {parent} does not exist")
+        regular = st is not None and stat.S_ISREG(st.st_mode)
         if mode is None:
-            mode = stat.S_IMODE(st.st_mode) if st is not None else DEFAULT_MODES["file"]
-        if st is not None:  # keep what is not given
+            mode = stat.S_IMODE(st.st_mode) if regular else DEFAULT_MODES["file"]
+        if regular:  # keep what is not given (a link or device file it replaces has none to keep)
             uid = st.st_uid if uid == -1 else uid
             gid = st.st_gid if gid == -1 else gid
         write_atomic(path, data, mode=mode, uid=uid, gid=gid)
@@ -278,7 +288,7 @@ def main() -> None:
                     "target": {"type": "str"},
                     "owner": {"type": "str"},
                     "group": {"type": "str"},
-                    "mode": {"type": "str"},
+                    "mode": {"type": "raw"},
                 },
             },
         },

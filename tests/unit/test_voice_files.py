@@ -119,3 +119,22 @@ def test_bad_modes_are_named(tmp_path: Path) -> None:
     for mode in ("rw-r--r--", "17777"):
         rc, result = run(tmp_path, [{"path": str(tmp_path / "d"), "state": "directory", "mode": mode}])
         assert rc != 0 and repr(mode) in result["msg"], result
+
+
+def test_a_directory_kept_elsewhere_behind_a_link_is_followed(tmp_path: Path) -> None:
+    # /var/lib/voice-client on a data partition: the link stays, the directory gets its mode.
+    real = tmp_path / "data" / "voice-client"
+    real.mkdir(parents=True)
+    os.chmod(real, 0o777)  # noqa: S103 - a wrong mode to put right
+    link = tmp_path / "state"
+    link.symlink_to(real)
+    rc, result = run(tmp_path, [{"path": str(link), "state": "directory", "group": "daemon", "mode": "0750"}])
+    assert rc == 0 and result["changed_paths"] == [str(link)], result
+    assert link.is_symlink() and attrs(real)[1:] == (1, "0750")
+
+
+def test_a_mode_yaml_made_a_number_is_taken_as_the_file_module_takes_it(tmp_path: Path) -> None:
+    # mode: 0644 without quotes is the number 420 by the time it reaches the module.
+    target = tmp_path / "f"
+    rc, result = run(tmp_path, [{"path": str(target), "state": "file", "content": "x\n", "mode": 0o644}])
+    assert rc == 0 and attrs(target)[2] == "0644", result
