@@ -27,8 +27,8 @@ description:
     distribution, its markers evaluated, is installed at a version it accepts; with pip's
     vendored C(packaging), pip itself does not run), an import of every module of
     O(import_check), and the client's C(self-check) through its console script.
-  - Then, as root, the bytecode of the venv's modules that run imported (what the service
-    imports at start, not every module of every wheel; numpy's tests are never compiled).
+  - Then, as root, the bytecode of every module of the client and of the venv's modules that
+    run imported (not every module of every wheel; numpy's tests are never compiled).
   - A failure names the step, removes the partial release
     (never O(previous_release_dir)) and leaves no marker.
   - Idempotent, a release whose marker names it is not touched (changed=false).
@@ -282,7 +282,8 @@ roots = tuple(path + "/" for path in paths)
 def loaded():  # at exit: the venv's modules this run imported, for the bytecode step
     files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
     found = sorted(f for f in files if isinstance(f, str) and f.endswith(".py") and f.startswith(roots))
-    print(mark + "loaded " + json.dumps(found), flush=True)
+    sys.stdout.write(mark + "loaded " + json.dumps(found) + "\n")  # one write: one line
+    sys.stdout.flush()
 
 
 atexit.register(loaded)
@@ -317,6 +318,7 @@ if script:
 """
 CHECK_STEPS = ("dependency check", "import check", "self-check")
 CHECK_LOADED = "loaded "
+CLIENT_DIST = "voice-client"
 # The bytecode of the modules the checks imported, as root (the checks' user cannot write
 # the venv): only what the service imports, not every module of every wheel.
 COMPILE_SCRIPT = r"""
@@ -604,6 +606,20 @@ def verify_wheels(wheel_dir: str, wheels: dict[str, str], cache: HashCache) -> N
 def site_packages(venv: str) -> str | None:
     found = sorted(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")))
     return found[0] if len(found) == 1 else None
+
+
+def client_sources(site: str, reqs: list[dict]) -> list[str]:
+    """Every .py file the client's distribution (CLIENT_DIST) installed into site."""
+    req = next((r for r in reqs if r["dist"] == CLIENT_DIST), None)
+    info = find_dist_info(site, CLIENT_DIST, wheel_dist(req["wheel"])[1]) if req else None
+    if info is None:
+        return []
+    try:
+        with open(os.path.join(info, "RECORD"), encoding="utf-8", newline="") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except (OSError, csv.Error):
+        return []
+    return [os.path.normpath(os.path.join(site, row[0])) for row in rows if row[0].endswith(".py")]
 
 
 def find_dist_info(site: str, dist: str, version: str) -> str | None:
@@ -1015,7 +1031,8 @@ class Builder:
         out = []
         for line in proc.stdout.splitlines():
             if line.startswith(CHECK_MARK + CHECK_LOADED):
-                self.loaded = json.loads(line[len(CHECK_MARK + CHECK_LOADED) :])
+                with contextlib.suppress(ValueError):  # unreadable: the client's own modules only
+                    self.loaded = json.loads(line[len(CHECK_MARK + CHECK_LOADED) :])
                 continue
             step, _sep, seconds = line[len(CHECK_MARK) :].rpartition(" ")
             if not line.startswith(CHECK_MARK) or step not in CHECK_STEPS:
@@ -1031,11 +1048,26 @@ class Builder:
             what = {"self-check": f"{script} self-check"}.get(self.step, self.python)
             raise BuildError(self.step, f"{what} exited {proc.returncode}: {detail}")
 
-    # 7. the bytecode of the modules the checks imported (those the service imports; a reused
-    # dist brought its own along), written as the wheels' installs would: timestamp-checked
+    # 7. the bytecode of the modules the checks imported and of every module of the client
+    # (the service imports more of it than its self-check), written as the wheels' installs
+    # would: timestamp-checked. A reused dist brought its own along. The list the checks' user
+    # printed is only taken for regular .py files of this venv: root writes next to them.
     def bytecode(self) -> None:
-        if self.loaded:
-            run("bytecode", [self.python, "-c", COMPILE_SCRIPT, *self.loaded], "/")
+        site = site_packages(self.venv)
+        if site is None:
+            return
+        site = os.path.realpath(site)
+        wanted = {*(f for f in self.loaded if isinstance(f, str)), *client_sources(site, self.reqs)}
+        files = sorted(
+            f
+            for f in wanted
+            if f.endswith(".py")
+            and os.path.realpath(f).startswith(site + os.sep)
+            and os.path.isfile(f)
+            and not os.path.islink(f)
+        )
+        if files:
+            run("bytecode", [self.python, "-c", COMPILE_SCRIPT, *files], "/")
 
     # 8. the marker, last: everything before it reaches the disk first
     def marker(self) -> None:

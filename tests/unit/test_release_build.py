@@ -110,7 +110,12 @@ def house(tmp_path_factory) -> dict[str, Path]:
                 "voice-client",
                 version,
                 package="voice_client",
-                files={"__init__.py": f"VERSION = {version!r}\n", "cli.py": cli},
+                files={
+                    "__init__.py": f"VERSION = {version!r}\n",
+                    "cli.py": cli,
+                    # Imported by the service only, never by the checks.
+                    "service.py": "RUNNING = True\n",
+                },
                 extra='dependencies = ["alpha-lib==1.0"]\n'
                 '[project.scripts]\nvoice-client = "voice_client.cli:main"\n',
             )
@@ -232,7 +237,7 @@ def test_fresh_build_from_cache_and_incoming_then_idempotent(device, house):
         "bytecode",
     ):
         assert step in result["timings"], result["timings"]
-    # Bytecode for what the checks imported (the service's modules), none for the rest.
+    # Bytecode for every module of the client and what the checks imported, none for the rest.
     site = release_dir / "venv" / "lib" / "python3.11" / "site-packages"
     assert sorted(p.name for p in (site / "alpha_lib" / "__pycache__").iterdir()) == [
         "__init__.cpython-311.pyc"
@@ -240,6 +245,7 @@ def test_fresh_build_from_cache_and_incoming_then_idempotent(device, house):
     assert {p.name for p in (site / "voice_client" / "__pycache__").iterdir()} == {
         "__init__.cpython-311.pyc",
         "cli.cpython-311.pyc",
+        "service.cpython-311.pyc",
     }
     assert not incoming.exists(), "the incoming tar must be deleted"
     assert sha256(device["wheels"] / VC11) == args["wheels"][VC11]
