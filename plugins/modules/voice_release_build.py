@@ -319,8 +319,8 @@ if script:
 CHECK_STEPS = ("dependency check", "import check", "self-check")
 CHECK_LOADED = "loaded "
 CLIENT_DIST = "voice-client"
-# The bytecode of the modules the checks imported, as root (the checks' user cannot write
-# the venv): only what the service imports, not every module of every wheel.
+# The bytecode of the client's modules and of those the checks imported, as root (the
+# checks' user cannot write the venv): not every module of every wheel.
 COMPILE_SCRIPT = r"""
 import compileall, py_compile, sys
 mode = py_compile.PycInvalidationMode.TIMESTAMP
@@ -615,11 +615,16 @@ def client_sources(site: str, reqs: list[dict]) -> list[str]:
     if info is None:
         return []
     try:
-        with open(os.path.join(info, "RECORD"), encoding="utf-8", newline="") as handle:
-            rows = [row for row in csv.reader(handle) if row]
+        rows = read_record(info)
     except (OSError, csv.Error):
         return []
     return [os.path.normpath(os.path.join(site, row[0])) for row in rows if row[0].endswith(".py")]
+
+
+def read_record(dist_info: str) -> list[list[str]]:
+    """The rows of a distribution's RECORD."""
+    with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", newline="") as handle:
+        return [row for row in csv.reader(handle) if row]
 
 
 def find_dist_info(site: str, dist: str, version: str) -> str | None:
@@ -742,8 +747,7 @@ def plan_reuse(prev_site: str, prev_venv: str, dist: str, wheel: str) -> dict | 
         return None
     try:
         scripts = read_scripts(dist_info)
-        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", newline="") as handle:
-            rows = [row for row in csv.reader(handle) if row]
+        rows = read_record(dist_info)
         record_rel = os.path.relpath(os.path.join(dist_info, "RECORD"), prev_site)
         files, outside = reusable_files(rows, prev_site, os.path.join(prev_venv, "bin"), scripts, record_rel)
         files += cached_bytecode(prev_site, files)
