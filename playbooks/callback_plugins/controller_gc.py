@@ -1,0 +1,1 @@
+../../callback_plugins/controller_gc.py
