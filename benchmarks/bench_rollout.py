@@ -270,6 +270,16 @@ rm -f /run/voice-client-update.lock  # a lock a run cut short left behind is no 
                     )
                 )
                 self.at = V2
+        # The same one-batch upgrade of one device: what the controller spends once per run
+        # (the play, the inventory, the release's resolution and wheelhouse) against what each
+        # further device adds.
+        self.reset_to_v1()
+        one = self.play(
+            "upgrade: rollout (one_batch) of one device",
+            PLAYS / "rollout.yml",
+            *self.rollout_args(batches="one_batch"),
+            limit=self.names[0],
+        )
         seeds = statistics.median(r.seconds for r in runs["seeds"])
         result: dict[str, Any] = {
             "from": V1,
@@ -284,6 +294,14 @@ rm -f /run/voice-client-update.lock  # a lock a run cut short left behind is no 
         goals = {"one_batch": GOAL_UPGRADE_ONE_BATCH, "canary": GOAL_UPGRADE_CANARY}
         for method in BATCHES:
             result[method] = self.rollout_result(runs[method], seeds, goals[method])
+        cpu_all = statistics.median(r.controller_cpu_s for r in runs["one_batch"])
+        marginal = (cpu_all - one.controller_cpu_s) / (len(self.names) - 1)
+        result["one_batch"]["controller_cpu_split"] = {
+            "one_device_s": one.controller_cpu_s,
+            "one_device_wall_s": round(one.seconds, 2),
+            "per_extra_device_s": round(marginal, 2),
+            "fixed_s": round(one.controller_cpu_s - marginal, 2),
+        }
         # The old key, for older readers: the one-batch rollout.
         result["rollout"] = result["one_batch"]
         result["speedup"] = round(seeds / result["one_batch"]["median_s"], 2)
@@ -578,6 +596,12 @@ def print_upgrade(up: dict[str, Any], release_only: dict[str, Any] | None) -> No
             f"({'met' if r['requests_goal']['met'] else 'MISSED'}), tasks/device "
             f"{r['tasks_per_device'].get('executed', {}).get('median')} run, "
             f"{r['tasks_per_device'].get('with_skipped', {}).get('median')} with skipped"
+        )
+    split = up.get("one_batch", {}).get("controller_cpu_split")
+    if split:
+        print(
+            f"    controller CPU of one device's upgrade {split['one_device_s']:.1f} s: "
+            f"{split['fixed_s']:.1f} s once per run, {split['per_extra_device_s']:.2f} s per further device"
         )
     if "seeds_pip_cache_warm_s" in up:
         print(f"  seeds, pip cache warm              {up['seeds_pip_cache_warm_s']:7.1f} s")
