@@ -75,6 +75,13 @@ def ok_results(runner, task: str) -> dict[str, dict]:
     }
 
 
+def invocation(fleet: FleetHandle, name: str) -> str:
+    """The client's current run (systemd's InvocationID changes at every start)."""
+    return fleet.exec(
+        name, "systemctl", "show", "-p", "InvocationID", "--value", "voice-client.service"
+    ).stdout.strip()
+
+
 def test_a_hand_edited_unit_and_settings_file_are_repaired(engine_fleet: FleetHandle, tmp_path: Path) -> None:
     fleet = engine_fleet
     edited, other, *_ = fleet.names
@@ -91,10 +98,14 @@ def test_a_hand_edited_unit_and_settings_file_are_repaired(engine_fleet: FleetHa
         == 0
     )
     assert sha256(fleet, edited, UNIT) != good_unit
+    started = {name: invocation(fleet, name) for name in (edited, other)}
 
     log = GatewayLog(fleet)
     runner = run_playbook(fleet, "rollout.yml", tmp_path, extravars=one_batch)
     assert runner.rc == 0, failure_summary(runner)
+    # The repaired unit runs at once: that client (its release is active) is restarted, no other.
+    assert invocation(fleet, edited) != started[edited], "the repaired device's client was not restarted"
+    assert invocation(fleet, other) == started[other], "a device with nothing repaired was restarted"
     why = ok_results(runner, WHY_TASK)
     assert set(why) == {edited}, f"only the edited device is provisioned, not {sorted(why)}"
     assert UNIT in why[edited]["msg"] and ENV in why[edited]["msg"], why[edited]["msg"]
