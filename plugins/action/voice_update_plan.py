@@ -115,6 +115,7 @@ class ActionModule(ActionBase):
             "extra",
             "managed_files",
             "probe",
+            "model_files",
             "write_stamp",
             "force",
             "lock",
@@ -141,6 +142,7 @@ class ActionModule(ActionBase):
             module_args={
                 "managed_files": list(args.get("managed_files") or []),
                 "probe": [str(path) for path in args.get("probe") or []],
+                **({"model_files": [str(p) for p in args["model_files"]]} if args.get("model_files") else {}),
                 "expected_inputs": inputs,
                 "write_stamp": bool(args.get("write_stamp")),
                 **{k: args[k] for k in ("lock", "lock_owner", "lock_wait") if args.get(k) is not None},

@@ -34,6 +34,12 @@ options:
     description: Paths to look for on the device (M(javia.voice_fleet.voice_device_state) O(probe)).
     type: list
     elements: str
+  model_files:
+    description:
+      - Where the board model is read from, the first that exists
+        (M(javia.voice_fleet.voice_device_state) O(model_files)); that module's default when not given.
+    type: list
+    elements: str
   write_stamp:
     description: Record the provisioning stamp instead of only comparing it.
     type: bool
