@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import ansible_runner
 import pytest
@@ -421,16 +422,19 @@ def run_configure(tmp_path: Path, env: dict[str, str], extravars: dict[str, str]
     }
     private = tmp_path / "private"
     private.mkdir()
-    return ansible_runner.run(
-        private_data_dir=str(private),
-        project_dir=str(ROOT),
-        playbook="awx/configure.yml",
-        inventory="localhost,",
-        envvars={**clean, **env},
-        extravars=extravars,
-        quiet=True,
-        timeout=300,
-    )
+    # ansible-runner starts the play with this process's environment under envvars: a shell
+    # that sourced the registry's settings (. .stack/env) would set what the test leaves unset.
+    with mock.patch.dict(os.environ, clean, clear=True):
+        return ansible_runner.run(
+            private_data_dir=str(private),
+            project_dir=str(ROOT),
+            playbook="awx/configure.yml",
+            inventory="localhost,",
+            envvars={**clean, **env},
+            extravars=extravars,
+            quiet=True,
+            timeout=300,
+        )
 
 
 def failures(runner: ansible_runner.Runner) -> list[dict[str, Any]]:
