@@ -571,7 +571,13 @@ def panel_rerun(ax: Any, ro: dict[str, Any]) -> None:
         title=f'2. re-run, ["100%"]: {re_["one_batch"]["ratio_to_noop"]:.2f}x the no-op (goal 1.5x)',
         unit="seconds",
         colors=[
-            "tab:olive" if "re-run" in name else "tab:gray" if "no-op" in name else "tab:blue"
+            "tab:gray"
+            if "no-op" in name
+            else "tab:olive"
+            if "canary" in name
+            else "tab:green"
+            if "re-run" in name
+            else "tab:blue"
             for name in names
         ],
     )
