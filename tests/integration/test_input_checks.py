@@ -20,6 +20,7 @@ SERVICE_OK = {
     "voice_service_server_url": "http://voice.example.test:8080",
     "voice_service_timezone": "Europe/Berlin",
 }
+IDENTITY = "01a231c2-a721-7dde-b6ce-80a08d890291"
 RELEASE_OK = {"voice_release_source": str(SOURCE), "voice_release_lock": str(SOURCE / "requirements.lock")}
 
 # (role, task file, variables, the check that fails, what its message says)
@@ -65,6 +66,13 @@ CASES = [
         {**SERVICE_OK, "voice_service_timezone": "Mars/Olympus_Mons"},
         "Fail on an unknown timezone",
         "voice_service_timezone 'Mars/Olympus_Mons' is not a timezone this device knows",
+    ),
+    (
+        "voice_registry",
+        "identity",
+        {"voice_registry_device_read": {"device_uuid": "javia-kitchen-1"}},
+        "Check that the identity is a UUID",
+        "does not hold a UUID; it is left untouched",
     ),
     (
         "voice_release",
@@ -128,6 +136,7 @@ def test_good_inputs_pass_every_check(tmp_path):
                 "preflight",
                 {**SERVICE_OK, "voice_service_env_extra": {"EXTRA_SETTING": "one"}},
             ),
+            ("voice_registry", "identity", {"voice_registry_device_read": {"device_uuid": IDENTITY}}),
             ("voice_release", "inputs", RELEASE_OK),
         ],
     )
