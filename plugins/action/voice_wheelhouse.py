@@ -707,8 +707,10 @@ class Wheelhouse:
             for req in wanted:
                 entry = chosen[req.name]
                 path = paths[entry["hashes"]["sha256"]]
+                if not path.exists():  # check mode, nothing downloaded yet
+                    continue
                 wheel = path if entry["filename"].endswith(".whl") else None
-                if wheel is None and path.exists():
+                if wheel is None:
                     wheel = self.build_sdist(path, target, req)
                     if wheel is None:
                         remote = self._remote_built(built_dir, req)
@@ -716,8 +718,6 @@ class Wheelhouse:
                             needs_build.append(self._build_job(path, sdist_dir, req))
                             continue
                         wheel = remote
-                if wheel is None:  # check mode, nothing downloaded yet
-                    continue
                 if not self.check_mode:
                     wheel_dir.mkdir(parents=True, exist_ok=True)
                     link_or_copy(wheel, wheel_dir / wheel.name)
