@@ -93,6 +93,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for nodeid, seconds in sorted(_CPU_SECONDS.items(), key=lambda kv: -kv[1])[:15]:
         terminalreporter.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
     terminalreporter.write_line(f"{sum(_CPU_SECONDS.values()):8.2f}s cpu  in all, {len(_CPU_SECONDS)} tests")
+    # Many cheap tests of one file add up: the files, to balance the lanes by.
+    by_file: dict[str, list[float]] = {}
+    for nodeid, seconds in _CPU_SECONDS.items():
+        by_file.setdefault(nodeid.split("::", 1)[0], []).append(seconds)
+    terminalreporter.write_sep("-", "most controller CPU by file")
+    for path, costs in sorted(by_file.items(), key=lambda kv: -sum(kv[1]))[:15]:
+        terminalreporter.write_line(f"{sum(costs):8.2f}s cpu  {path} ({len(costs)} tests)")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
