@@ -33,11 +33,14 @@ PUSH="$GROUP:!$PULL"
 KEY=$VARIANTS/publisher.key
 
 step "1/7 The fleet: $HOSTS simulated Pis, the registry, the stand-in voice server"
+# An earlier demo left $PULL without SSH (pull mode): open it again first, since `fleet up`
+# checks every running device's sshd (a stopped container boots with it).
+if [[ $(docker container inspect -f '{{.State.Running}}' "$PULL" 2>/dev/null) == true ]]; then
+    docker exec "$PULL" systemctl start ssh
+fi
 "$PY" tools/fleet.py up --count "$HOSTS" --prefix "$PREFIX"
 # shellcheck source=/dev/null
 . .stack/env
-# An earlier demo left $PULL without SSH (pull mode): open it again so this run can provision it.
-docker exec "$PULL" systemctl start ssh
 "$PY" tools/fleet.py status --prefix "$PREFIX"
 
 step "2/7 Provision every device with site.yml: packages, audio, service, release 1.0.0, registry"
