@@ -609,12 +609,13 @@ class Wheelhouse:
             paths[sha] = dest
             if not dest.exists():
                 todo.append((url, sha, dest))
-        if todo and not self.check_mode:
-            for job in todo:
-                job[2].parent.mkdir(parents=True, exist_ok=True)
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda job: self.index.download(*job), todo))
-            self.changed = True
+        if todo:
+            self.changed = True  # in check mode: would download
+            if not self.check_mode:
+                for job in todo:
+                    job[2].parent.mkdir(parents=True, exist_ok=True)
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    list(pool.map(lambda job: self.index.download(*job), todo))
         return paths
 
     def choose_files(self, wanted: list[Locked], target: Target) -> dict[str, dict]:
@@ -661,10 +662,10 @@ class Wheelhouse:
         built_dir = self.cache / "built" / sha256_file(sdist)
         existing = sorted(built_dir.glob("*.whl")) if built_dir.exists() else []
         if not existing:
+            self.changed = True  # in check mode: would build
             if self.check_mode:
                 return None
             existing = [run_pip_wheel(str(sdist), built_dir, f"{req.pin} from its sdist")]
-            self.changed = True
         wheel = existing[0]
         if is_pure(wheel.name) or target.runs_natively_built():
             return wheel
@@ -676,14 +677,15 @@ class Wheelhouse:
         digest = source_digest(source)
         out = self.cache / "client" / f"{version}-{digest[:16]}"
         wheels = sorted(out.glob("*.whl")) if out.exists() else []
-        if not wheels and not self.check_mode:
-            # Build from a clean copy: setuptools leaves build/ and *.egg-info in the tree it builds.
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-                copy = Path(tmp) / "src"
-                shutil.copytree(source, copy, ignore=_ignore_debris)
-                wheels = [build_client(copy, out, f"the voice client from {source}")]
-            self.changed = True
+        if not wheels:
+            self.changed = True  # in check mode: would build
+            if not self.check_mode:
+                # Build from a clean copy: setuptools leaves build/ and *.egg-info in the tree it builds.
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+                    copy = Path(tmp) / "src"
+                    shutil.copytree(source, copy, ignore=_ignore_debris)
+                    wheels = [build_client(copy, out, f"the voice client from {source}")]
         return version, (wheels[0] if wheels else None), digest
 
     # -- one platform
