@@ -551,35 +551,26 @@ def panel_where(ax: Any, ro: dict[str, Any]) -> None:
 
 def panel_rerun(ax: Any, ro: dict[str, Any]) -> None:
     re_ = ro["rerun"]
-    names = ['no-op play (ping + stat), ["100%"]', 're-run, ["100%"]']
-    values = [re_["noop"]["median_s"], re_["one_batch"]["median_s"]]
-    if re_.get("canary"):
-        if "noop" in re_["canary"]:
-            names.append("no-op play, canary batches")
-            values.append(re_["canary"]["noop"]["median_s"])
-        names.append("re-run, canary batches")
-        values.append(re_["canary"]["median_s"])
+    bars = [
+        ('no-op play (ping + stat), ["100%"]', re_["noop"]["median_s"], "tab:gray"),
+        ('re-run, ["100%"]', re_["one_batch"]["median_s"], "tab:green"),
+    ]
+    canary = re_.get("canary")
+    if canary:
+        if "noop" in canary:
+            bars.append(("no-op play, canary batches", canary["noop"]["median_s"], "tab:gray"))
+        bars.append(("re-run, canary batches", canary["median_s"], "tab:olive"))
     conn = ro.get("connection")
     if conn:
         variants = [(k.split(" (")[0], v["median_s"]) for k, v in conn["variants"].items() if "median_s" in v]
-        names += [k for k, _ in variants[1:]]
-        values += [v for _, v in variants[1:]]
+        bars += [(label, value, "tab:blue") for label, value in variants[1:]]
     hbars(
         ax,
-        names,
-        values,
+        [label for label, _, _ in bars],
+        [value for _, value, _ in bars],
         title=f'2. re-run, ["100%"]: {re_["one_batch"]["ratio_to_noop"]:.2f}x the no-op (goal 1.5x)',
         unit="seconds",
-        colors=[
-            "tab:gray"
-            if "no-op" in name
-            else "tab:olive"
-            if "canary" in name
-            else "tab:green"
-            if "re-run" in name
-            else "tab:blue"
-            for name in names
-        ],
+        colors=[color for _, _, color in bars],
     )
 
 
