@@ -8,6 +8,7 @@ fails first).
 
 from __future__ import annotations
 
+import pytest
 from local_play import run_local_play
 
 RELEASE = "1.0.0-0123456789ab"
@@ -35,31 +36,29 @@ FACTS = {
 }
 
 
-def test_the_build_is_skipped_while_the_wheelhouse_is_incomplete(tmp_path):
-    for installer in ("pip", "uv"):
-        play = [
-            {
-                "hosts": "localhost",
-                "gather_facts": False,
-                "tasks": [
-                    {
-                        "name": "Build and activate the release",
-                        "ansible.builtin.include_role": {"name": "voice_release", "tasks_from": "install"},
-                        "vars": {**FACTS, "voice_release_installer": installer},
-                    }
-                ],
-            }
-        ]
-        proc, output = run_local_play(play, tmp_path / f"{installer}.yml", args=("--check",))
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        results = {
-            task["task"]["name"]: task["hosts"]["localhost"]
-            for play_out in output["plays"]
-            for task in play_out["tasks"]
-            if "localhost" in task["hosts"]
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_the_build_is_skipped_while_the_wheelhouse_is_incomplete(tmp_path, installer):
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Build and activate the release",
+                    "ansible.builtin.include_role": {"name": "voice_release", "tasks_from": "install"},
+                    "vars": {**FACTS, "voice_release_installer": installer},
+                }
+            ],
         }
-        builds = {
-            name: r for name, r in results.items() if name.startswith("voice_release : Build the release")
-        }
-        assert len(builds) == 2, sorted(results)
-        assert all(r.get("skipped") for r in builds.values()), (installer, builds)
+    ]
+    proc, output = run_local_play(play, tmp_path / "play.yml", args=("--check",))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {
+        task["task"]["name"]: task["hosts"]["localhost"]
+        for play_out in output["plays"]
+        for task in play_out["tasks"]
+        if "localhost" in task["hosts"]
+    }
+    builds = {name: r for name, r in results.items() if name.startswith("voice_release : Build the release")}
+    assert len(builds) == 2, sorted(results)
+    assert all(r.get("skipped") for r in builds.values()), builds
