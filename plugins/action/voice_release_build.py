@@ -32,6 +32,18 @@ module on localhost, and no separate task creates a directory or copies a file.
 ``current``
     ``active`` and ``previous`` as the caller read them, reported as they
     are when the build fails (the links were not touched).
+``release``
+    the release and the device, from which the action derives the build's
+    options in Python (a per-host task's Jinja costs the controller more):
+    ``house`` (the wheelhouse's platform: release id, files, requirements,
+    client wheel), ``base`` (the device's layout root), ``device``
+    (``active``, ``previous``, the complete ``releases`` and the ``wheels``
+    the device has for the platform) and ``expected`` (the release the caller
+    planned, or empty). It gives ``release_dir``, ``wheel_dir``, ``tools_dir``,
+    ``requirements``, ``wheels``, ``marker``, ``previous_release_dir``,
+    ``build``, ``current``, ``send`` and the activation's ``release``; a
+    wheelhouse that is incomplete, or that gives another release than the one
+    planned, fails the task before the device is touched.
 """
 
 from __future__ import annotations
@@ -42,10 +54,15 @@ import os
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.javia.voice_fleet.plugins.filter.voice_release import (
+    voice_release_wheelhouse_problem,
+)
+from ansible_collections.javia.voice_fleet.plugins.modules.voice_release_build import release_params
 
 BUILD = "javia.voice_fleet.voice_release_build"
 ACTIVATE = "javia.voice_fleet.voice_release_activate"
@@ -155,6 +172,43 @@ def release_verdict(host: str, release: str, current: dict, built: dict, activat
     return verdict
 
 
+def derive(args: dict, release: Any, host: str, check_mode: bool) -> dict | None:
+    """Fill `args` from `release` (see the module's docstring).
+
+    Returns the task's result when the device must not build (a failed verdict naming
+    the wheelhouse), or, in check mode, cannot be planned yet; else None.
+    """
+    if not isinstance(release, dict) or not release.get("base"):
+        raise AnsibleActionFail(
+            f"voice_release_build: release must give house, base, device and expected, got {release!r}"
+        )
+    house, device = release.get("house") or {}, release.get("device") or {}
+    active, previous = str(device.get("active") or ""), str(device.get("previous") or "")
+    problem = voice_release_wheelhouse_problem(house, str(release.get("expected") or ""), check_mode)
+    if problem:
+        current = {"active": active, "previous": previous}
+        built = {"failed": True, "step": "wheelhouse", "error": problem}
+        return release_verdict(host, str(house["release_id"]), current, built, None)
+    if not house.get("complete"):  # check mode: the controller has not downloaded the wheels yet
+        return {"changed": True, "msg": "would build the release once the wheelhouse is downloaded"}
+    release_id = str(house["release_id"])
+    try:
+        with open(str(house["requirements"]), encoding="utf-8") as fh:
+            requirements = fh.read()
+    except OSError as exc:
+        raise AnsibleActionFail(f"voice_release_build: the release's lock: {exc}") from None
+    args.update(release_params(house, requirements, str(release["base"]), active))
+    files = house.get("files") or {}
+    present = {str(name) for name in device.get("wheels") or []}
+    send = (set(files) - present) | {str(house["client_wheel"])}
+    args["send"] = {name: str(files[name]["path"]) for name in sorted(send)}
+    args["build"] = release_id not in [str(r) for r in device.get("releases") or []]
+    args["current"] = {"active": active, "previous": previous}
+    if isinstance(args.get("activate"), dict):
+        args["activate"] = {**args["activate"], "release": release_id}
+    return None
+
+
 @dataclass(frozen=True)
 class Options:
     """The action's own options (the build module never sees them)."""
@@ -200,6 +254,11 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         args = dict(self._task.args)
+        if "release" in args:
+            host = str(task_vars.get("inventory_hostname") or "the device")
+            early = derive(args, args.pop("release"), host, bool(self._task.check_mode))
+            if early is not None:
+                return {**result, **early}
         opts = options(args)
         try:
             if opts.activate is None:

@@ -81,6 +81,17 @@ options:
   current:
     description: Controller side, with O(activate) - C(active) and C(previous) as the caller read them.
     type: dict
+  release:
+    description:
+      - Controller side (the action plugin). The release and the device, from which the action derives
+        O(release_dir), O(wheel_dir), O(tools_dir), O(requirements), O(wheels), O(marker),
+        O(previous_release_dir), O(build), O(current), O(send) and the activation's release.
+      - C(house) the wheelhouse's platform (M(javia.voice_fleet.voice_wheelhouse)), C(base) the device's
+        layout root, C(device) what the device has (C(active), C(previous), the complete C(releases), the
+        C(wheels) of the platform), C(expected) the release the caller planned (empty - any).
+      - A wheelhouse that is incomplete (outside check mode), or that gives another release than
+        C(expected), fails the task before the device is touched (step C(wheelhouse)).
+    type: dict
   previous_release_dir:
     description: The active release, whose installed distributions may be reused. Never modified.
     type: path
@@ -230,6 +241,7 @@ import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 
 try:  # Ansible ships it with the module (the collection's module_utils).
     from ansible_collections.javia.voice_fleet.plugins.module_utils.voice_fleet_files import (
@@ -253,6 +265,36 @@ _HASH_OPT = re.compile(r"--hash[=\s]+sha256:([0-9a-fA-F]{64})")
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+!-]*\.whl$")
 _SAFE_SCRIPT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _ENTRY = re.compile(r"^\s*(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+))?\s*(?:\[[^\]]*\])?\s*$")
+# What a release's description (a wheelhouse platform of the controller, or a published
+# manifest) gives its completion marker, besides the release id.
+MARKER_FIELDS = ("version", "platform", "lock_sha256", "client_sha256", "client_source_sha256")
+
+
+def release_params(release: dict, requirements: str, base: str, active: str = "") -> dict:
+    """The build's options that follow from a release's description, for the device layout under base.
+
+    release: a wheelhouse platform (push) or a published manifest (pull): release_id,
+    platform, files (wheel name -> {sha256, ...}) and the marker's fields. requirements: the
+    lock's text. active: the device's active release, whose installed distributions the
+    build may reuse. The caller adds the device's settings (python, import_check, ...).
+    """
+    release_id = str(release["release_id"])
+    releases = os.path.join(base, "releases")
+    params = {
+        "release_dir": os.path.join(releases, release_id),
+        "wheel_dir": os.path.join(base, "wheels", str(release["platform"])),
+        "tools_dir": os.path.join(base, "tools"),
+        "requirements": requirements,
+        "wheels": {str(name): str(info["sha256"]) for name, info in (release.get("files") or {}).items()},
+        "marker": {
+            "release": release_id,
+            **{field: str(release.get(field) or "") for field in MARKER_FIELDS},
+            "built_at": datetime.now(UTC).isoformat(),
+        },
+    }
+    if active and active != release_id:
+        params["previous_release_dir"] = os.path.join(releases, active)
+    return params
 
 
 # The checks a new release passes before it may be activated, in one run of its venv's
@@ -1095,6 +1137,7 @@ ARGUMENT_SPEC = {
     "activate": {"type": "dict"},
     "build": {"type": "bool", "default": True},
     "current": {"type": "dict"},
+    "release": {"type": "dict"},
     "previous_release_dir": {"type": "path"},
     "python": {"type": "path", "default": "/usr/bin/python3"},
     "pip_wheel": {"type": "path"},

@@ -68,7 +68,6 @@ CONFIG_FILE = "/etc/voice-client/agent.env"
 BASE = "/opt/voice-client"
 RELEASES = BASE + "/releases"
 WHEELS = BASE + "/wheels"
-TOOLS = BASE + "/tools"
 CURRENT = BASE + "/current"
 STATE_FILE = "/var/lib/voice-client/agent-state.json"
 LOCK_FILE = "/run/voice-agent.lock"
@@ -567,31 +566,14 @@ class Agent:
         return missing
 
     def build(self, manifest: dict) -> dict:
-        release = manifest["release_id"]
-        params = {
-            "release_dir": os.path.join(RELEASES, release),
-            "wheel_dir": os.path.join(WHEELS, self.platform),
-            "tools_dir": TOOLS,
-            "requirements": manifest["requirements"],
-            "wheels": {name: info["sha256"] for name, info in manifest["files"].items()},
-            "python": self.cfg["VOICE_AGENT_PYTHON"],
-            "import_check": [m for m in self.cfg["VOICE_AGENT_IMPORT_CHECK"].replace(",", " ").split() if m],
-            "selfcheck_user": self.cfg["VOICE_AGENT_SELFCHECK_USER"],
-            "env_file": self.cfg["VOICE_AGENT_ENV_FILE"],
-            "marker": {
-                "release": release,
-                "version": manifest["version"],
-                "platform": manifest["platform"],
-                "lock_sha256": manifest.get("lock_sha256", ""),
-                "client_sha256": manifest.get("client_sha256", ""),
-                "client_source_sha256": manifest.get("client_source_sha256", ""),
-                "built_at": datetime.now(UTC).isoformat(),
-                "installed_by": "voice-agent",
-                "manifest_sequence": manifest["sequence"],
-            },
-        }
-        if self.active and self.active != release:
-            params["previous_release_dir"] = os.path.join(RELEASES, self.active)
+        params = voice_release_build.release_params(manifest, manifest["requirements"], BASE, self.active)
+        params["marker"].update(installed_by="voice-agent", manifest_sequence=manifest["sequence"])
+        params.update(
+            python=self.cfg["VOICE_AGENT_PYTHON"],
+            import_check=[m for m in self.cfg["VOICE_AGENT_IMPORT_CHECK"].replace(",", " ").split() if m],
+            selfcheck_user=self.cfg["VOICE_AGENT_SELFCHECK_USER"],
+            env_file=self.cfg["VOICE_AGENT_ENV_FILE"],
+        )
         return voice_release_build.build(params)
 
     def run(self) -> int:
