@@ -18,7 +18,9 @@ the stamp instead of only comparing), ``force`` (say the provisioning must run),
 ``lock``/``lock_owner``/``lock_wait`` (the device's update lock, passed on to
 the module).
 Returns the module's result plus ``inputs`` (the hash), ``started_at`` (UTC, when
-the read began) and ``controller`` (this controller's host name).
+the read began), ``controller`` (this controller's host name) and ``release_state``
+(what voice_release reads of the device: platform, active, previous, releases,
+wheels; a small part of the result, which each task that reads it templates anew).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ except ImportError:  # PyYAML built without libyaml
 _ROLE_HASHES: dict[tuple, str] = {}
 # The module that reads a device (plugins/modules/voice_device_state.py), by its full name.
 DEVICE_STATE = "javia.voice_fleet.voice_device_state"
+# What voice_release needs of the read (its voice_release_device).
+RELEASE_STATE = ("platform", "active", "previous", "releases", "wheels")
 # Parts of a role that change what the provisioning does (molecule scenarios do not).
 ROLE_PARTS = ("defaults", "files", "handlers", "meta", "tasks", "templates", "vars")
 
@@ -159,6 +163,8 @@ class ActionModule(ActionBase):
         result.update(state)
         # For the report and the lock's owner: when this host's update began, and where.
         result.update(inputs=inputs, started_at=started_at, controller=socket.gethostname())
+        if not state.get("failed") and not state.get("unreachable"):
+            result["release_state"] = {key: state.get(key) for key in RELEASE_STATE}
         if args.get("force") and not args.get("write_stamp"):
             result["provision_needed"] = True
             reasons = list(state.get("provision_reasons") or [])

@@ -117,7 +117,9 @@ previous:
   type: str
   returned: always
 marker:
-  description: The active release's completion marker (JSON), empty when none.
+  description:
+    - The active release's completion marker (JSON) without its C(installed) distributions (the
+      build reads those on the device), empty when none.
   type: dict
   returned: always
 releases:
@@ -433,6 +435,9 @@ def main() -> None:
     reasons = provision_verdict(stamp, params["expected_inputs"], prints)
     active = link_target(os.path.join(base, "current"))
     marker = read_json(os.path.join(base, "current", MARKER)) if active else {}
+    # The installed distributions are the build's to read, on the device: without them the
+    # result is a tenth of the size, and the controller copies it in every task of the host.
+    marker.pop("installed", None)
     try:
         vfs = os.statvfs(base if os.path.isdir(base) else "/")
         free = vfs.f_bavail * vfs.f_frsize
