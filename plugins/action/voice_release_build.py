@@ -184,14 +184,14 @@ def derive(args: dict, release: Any, host: str, check_mode: bool) -> dict | None
         )
     house, device = release.get("house") or {}, release.get("device") or {}
     active, previous = str(device.get("active") or ""), str(device.get("previous") or "")
+    current = {"active": active, "previous": previous}
     problem = voice_release_wheelhouse_problem(house, str(release.get("expected") or ""), check_mode)
+    release_id = str(house["release_id"])  # the check above names a house without one
     if problem:
-        current = {"active": active, "previous": previous}
         built = {"failed": True, "step": "wheelhouse", "error": problem}
-        return release_verdict(host, str(house["release_id"]), current, built, None)
+        return release_verdict(host, release_id, current, built, None)
     if not house.get("complete"):  # check mode: the controller has not downloaded the wheels yet
         return {"changed": True, "msg": "would build the release once the wheelhouse is downloaded"}
-    release_id = str(house["release_id"])
     try:
         with open(str(house["requirements"]), encoding="utf-8") as fh:
             requirements = fh.read()
@@ -203,7 +203,7 @@ def derive(args: dict, release: Any, host: str, check_mode: bool) -> dict | None
     send = (set(files) - present) | {str(house["client_wheel"])}
     args["send"] = {name: str(files[name]["path"]) for name in sorted(send)}
     args["build"] = release_id not in [str(r) for r in device.get("releases") or []]
-    args["current"] = {"active": active, "previous": previous}
+    args["current"] = current
     if isinstance(args.get("activate"), dict):
         args["activate"] = {**args["activate"], "release": release_id}
     return None

@@ -12,7 +12,8 @@ import pytest
 from local_play import run_local_play
 
 RELEASE = "1.0.0-0123456789ab"
-# What the role's preflight and wheelhouse steps set before install.yml (a device with no release).
+# What the role's preflight and wheelhouse steps give install.yml (a device with no release); the
+# release's id and paths are the role's variables, derived from _voice_release_house.
 FACTS = {
     # voice_wheelhouse's result for a platform it has not downloaded yet: no files, no client wheel.
     "_voice_release_house": {
@@ -27,9 +28,6 @@ FACTS = {
         "wheel_dir": "/nonexistent/wheels",
         "needs_build": [],
     },
-    "_voice_release_id": RELEASE,
-    "_voice_release_dir": f"/opt/voice-client/releases/{RELEASE}",
-    "_voice_release_wheel_dir": "/opt/voice-client/wheels/cp311-x86_64",
     "_voice_release_active": "",
     "_voice_release_previous": "",
     "_voice_release_complete": [],
